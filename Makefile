@@ -26,10 +26,11 @@ $(STAMP): pyproject.toml setup.py
 
 # (Re)build the Cython extension in place whenever the .pyx is newer than the .so.
 ext: $(STAMP)
-	@if [ ! -f "$$(ls cs_utils/_fastops*.so 2>/dev/null | head -n1)" ] || [ $(EXT) -nt "$$(ls cs_utils/_fastops*.so | head -n1)" ]; then \
+	@if [ ! -f $(EXT) ]; then echo "no $(EXT) yet"; exit 0; fi; \
+	if [ ! -f "$$(ls cs_utils/_fastops*.so 2>/dev/null | head -n1)" ] || [ $(EXT) -nt "$$(ls cs_utils/_fastops*.so | head -n1)" ]; then \
 		CS_UTILS_REQUIRE_CYTHON=1 $(BIN)/python setup.py -q build_ext --inplace; \
-	fi
-	@$(BIN)/python -c "import cs_utils.im2col as m; print('cs_utils Cython extension built:', m.HAVE_CYTHON)"
+	fi; \
+	$(BIN)/python -c "import cs_utils.im2col as m; print('cs_utils Cython extension built:', m.HAVE_CYTHON)"
 
 lab: setup
 	$(BIN)/jupyter lab --notebook-dir=$(CURDIR)
