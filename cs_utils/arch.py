@@ -11,6 +11,11 @@ A network is written as a list of small, immutable layer specs::
     s["conv1"].params        # 34944 = 96*(11*11*3) + 96
     s.total_params, s.total_macs, s.bytes_per_image
 
+Layer specs: :class:`Conv`, :class:`Pool`, :class:`FC`, :class:`ReLU`, :class:`Tanh`, :class:`LRN`,
+:class:`BatchNorm`, :class:`Dropout`, :class:`Softmax`, :class:`Flatten`, :class:`GlobalAvgPool`,
+:class:`PositionBias`, and the blocks :class:`Inception`, :class:`Residual`, :class:`BasicBlock`,
+:class:`Bottleneck` (``summarize(..., expand=True)`` lists their parts).
+
 The named case studies (``lenet5()``, ``alexnet()``, ``zfnet()``, ``vgg16()``, ``vgg19()``,
 ``googlenet()``, ``resnet18()``, ``resnet34()``, ``resnet50()``, ``alphago_policy()``) return an
 :class:`Architecture`: input shape, layers, reference, modelling notes, and the figures that the
@@ -90,6 +95,9 @@ __all__ = [
     "Summary",
     "summarize",
     "effective_padding",
+    "fmt_shape",
+    "human",
+    "human_bytes",
     "BYTES_PER_VALUE",
     # case studies
     "Claim",
@@ -1297,7 +1305,8 @@ def lenet5(*, in_channels: int = 1, num_classes: int = 10, input_size: int = 32,
     C1: 6 5x5 filters -> 28x28x6; S2: 2x2/2 pool -> 14x14x6; C3: 16 5x5 -> 10x10x16;
     S4: 2x2/2 -> 5x5x16; C5: 120 5x5 -> 1x1x120; F6: 84; OUT: ``num_classes``. 61,706 parameters.
 
-    ``input_size`` below 32 is zero padded in C1 to reach 28x28 (e.g. 28 for MNIST: pad 2).
+    ``input_size`` below 32 is zero padded in C1 to reach 28x28 (e.g. 28 for MNIST: pad 2); for
+    scikit-learn's 8x8 digits, upsample the images to 32x32 first (``F.interpolate(x, size=32)``).
     ``activation="tanh"``, ``pool="avg"`` come closer to the 1998 network; the counts do not change.
     """
     _int("input_size", input_size, 1)
@@ -1611,6 +1620,9 @@ def googlenet(*, num_classes: int = 1000, softmax: bool = False) -> Architecture
         "The table's parameter column ('K') is in units of 1024 weights and leaves out biases; its 'ops' are "
         "multiply-adds in units of 10^6. Our rows include biases in params; compare weights with the table.",
         "conv2 of the table is two layers: a 1x1 reduction to 64 and the 3x3 conv to 192 (depth 2).",
+        "Seed 000 compares with AlexNet as '12X less params, 2x more compute'. Against the paper's two-tower "
+        "AlexNet (60,965,224 parameters, 0.72G multiply-adds) the arithmetic gives 8.7x fewer parameters and "
+        "2.2x the multiply-adds; against the one-tower form (62,378,344; 1.14G), 8.9x and 1.4x.",
     )
     return Architecture("GoogLeNet", (3, 224, 224), tuple(layers),
                         "Szegedy et al. (2014), Going deeper with convolutions", notes, tuple(claims))
