@@ -1280,6 +1280,13 @@ class Architecture:
     def claims_table(self) -> str:
         return claims_table(self.check_claims())
 
+    def __repr__(self) -> str:
+        return f"Architecture({self.name!r}, input_shape={self.input_shape}, {len(self.layers)} layers)"
+
+    def _repr_markdown_(self) -> str:
+        notes = "".join(f"- {n}\n" for n in self.notes)
+        return f"**{self.name}** ({self.reference})\n\n{self.summary().to_markdown()}\n{notes}"
+
 
 def _head(num_classes: int, softmax: bool) -> list[Layer]:
     return [Softmax(name="prob")] if softmax else []

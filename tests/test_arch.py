@@ -504,6 +504,13 @@ def test_records_are_plain_and_complete():
     assert expanded.total_params == arch.googlenet().summary().total_params
 
 
+def test_architecture_displays_briefly():
+    a = arch.vgg16()
+    assert repr(a) == "Architecture('VGG-16', input_shape=(3, 224, 224), 38 layers)"  # 13 conv + 13 relu + 5 pool + 3 fc + 2 relu + 2 dropout
+    md = a._repr_markdown_()
+    assert md.startswith("**VGG-16** (Simonyan") and "| conv1_1 |" in md
+
+
 def test_claims_table_renders():
     md = arch.vgg16().claims_table()
     assert md.startswith("| quantity | source | stated | computed | agrees | note |")
