@@ -111,6 +111,8 @@ def demo_lecture() -> nbformat.NotebookNode:
 def broken_lecture() -> nbformat.NotebookNode:
     return _notebook([
         _md("# Broken", "slide"),
+        _md("# # A heading hidden behind a comment sign\n#\n# * and a list item", "slide"),
+        _md("An undefined macro: $\\notamacro{x}$; a TeX error: $a # b$; unbalanced: $\\frac{1}{2$.", "-"),
         _code("x = 1", "slide"),
         _code("1 / 0", "-"),
         _code("y = 2", "-"),
@@ -485,7 +487,8 @@ def test_lab_opens_on_lectures_without_popups(page, lab):
 
 
 def test_harness_sees_errors(page, lab, course):
-    """A notebook that raises must be reported: otherwise 'no errors' below would prove nothing."""
+    """A notebook that raises, has bad TeX and commented-out markdown must be reported: otherwise
+    'no errors' below would prove nothing."""
     panel = open_notebook(page, lab, "broken_harness.ipynb")
     cells = run_all_cells(page, panel, lab, "broken_harness.ipynb")
     save_notebook(page, panel)
@@ -493,6 +496,13 @@ def test_harness_sees_errors(page, lab, course):
     assert len(problems) == 1 and "ZeroDivisionError" in problems[0], problems
     shown = [o["text"] for c in cells for o in c["outputs"] if o["mime"] == "application/vnd.jupyter.stderr"]
     assert len(shown) == 1 and "ZeroDivisionError" in shown[0], shown
+    tex_errors = panel.evaluate(_TEX_ERRORS_JS)
+    assert len(tex_errors) == 2, tex_errors
+    assert "macro parameter character" in tex_errors[0] and "notamacro" in tex_errors[1], tex_errors
+    raw = [m for c in cells if c["kind"] == "markdown" for m in _raw_math(c["markdownText"])]
+    assert raw == ["$\\frac{1}{2$"], raw
+    leftovers = panel.evaluate(_MARKDOWN_LEFTOVERS_JS)
+    assert len(leftovers) == 2 and "A heading hidden" in leftovers[0] and "list item" in leftovers[1], leftovers
 
 
 LECTURE_PARAMS = [pytest.param("lectures/00_demo_harness.ipynb", id="demo_harness")] + [
@@ -538,11 +548,52 @@ def test_lecture_runs_in_jupyterlab(page, lab, course, rel_path):
         if c["kind"] == "markdown":
             raw = _raw_math(c["markdownText"])
             assert not raw, f"{rel_path}, cell {c['index']}: math left untypeset: {raw}"
-    mjx_errors = panel.locator("mjx-merror").count()
-    assert mjx_errors == 0, f"{rel_path}: {mjx_errors} TeX errors rendered"
+    tex_errors = panel.evaluate(_TEX_ERRORS_JS)
+    assert not tex_errors, f"{rel_path}: TeX errors shown in red: {tex_errors}"
+    leftovers = panel.evaluate(_MARKDOWN_LEFTOVERS_JS)
+    assert not leftovers, f"{rel_path}: markdown syntax shown as text ({len(leftovers)}): {leftovers[:8]}"
 
     moved = move_every_slider(page, panel, rel_path)
     print(f"{rel_path}: ran in {run_s:.1f} s, {expected_images} figures, {len(moved)} widget demos moved")
+
+
+# MathJax draws a TeX error as <mjx-merror data-mjx-error="message">, and an undefined macro
+# (with its "noundefined" extension) as red text "\\name"; name the cell of each.
+_TEX_ERRORS_JS = """
+root => {
+  const cells = [...root.querySelectorAll('.jp-Cell')];
+  const where = e => `cell ${cells.indexOf(e.closest('.jp-Cell'))}`;
+  const errors = [...root.querySelectorAll('mjx-merror')]
+    .map(e => `${where(e)}: ${e.getAttribute('data-mjx-error') || e.textContent}`);
+  const undefinedMacros = [...root.querySelectorAll('mjx-container')]
+    .filter(m => m.querySelector('mjx-merror') === null &&
+                 m.querySelector('[style*="color: red"], [fill="red"], mtext[mathcolor="red"]') !== null)
+    .map(m => `${where(m)}: undefined macro ${(m.querySelector('mtext[mathcolor="red"]') || {textContent: ''}).textContent}`);
+  return errors.concat(undefinedMacros);
+}
+"""
+
+
+# Markdown syntax that should have been rendered but shows as text, e.g. "# Title" drawn as a
+# heading that starts with "#", a "* item" paragraph, "**bold**" with its stars.
+_MARKDOWN_LEFTOVERS_JS = r"""
+root => {
+  const cells = [...root.querySelectorAll('.jp-MarkdownCell')];
+  const found = [];
+  cells.forEach(cell => {
+    cell.querySelectorAll('.jp-RenderedMarkdown h1, .jp-RenderedMarkdown h2, .jp-RenderedMarkdown h3, ' +
+                          '.jp-RenderedMarkdown h4, .jp-RenderedMarkdown p, .jp-RenderedMarkdown li').forEach(el => {
+      const clone = el.cloneNode(true);
+      clone.querySelectorAll('code, pre, mjx-container, .jp-InternalAnchorLink, a.anchor-link').forEach(e => e.remove());
+      const text = clone.textContent.trim();
+      if (/^#{1,6}\s/.test(text) || /^[*+-]\s/.test(text) || /\*\*\S[^*]*\*\*/.test(text)) {
+        found.push(`markdown cell ${cells.indexOf(cell)}: ${el.tagName.toLowerCase()} "${text.slice(0, 70)}"`);
+      }
+    });
+  });
+  return found;
+}
+"""
 
 
 def _raw_math(text: str) -> list[str]:
@@ -663,8 +714,12 @@ def test_rise_slideshow(page, lab, course, rel_path):
     """Open a lecture with RISE's toolbar button and step through every slide and fragment."""
     stem = Path(rel_path).stem
     panel = open_notebook(page, lab, rel_path)
-    run_all_cells(page, panel, lab, rel_path)
-    save_notebook(page, panel)  # RISE reads the saved notebook: the slides show the outputs
+    # RISE shows the notebook as saved. The run in test_lecture_runs_in_jupyterlab saved the
+    # outputs already when it ran first; otherwise run and save here.
+    saved = nbformat.read(course / rel_path, as_version=4)
+    if not any(c.get("execution_count") for c in saved.cells if c.cell_type == "code"):
+        run_all_cells(page, panel, lab, rel_path)
+        save_notebook(page, panel)
     page.get_by_title(re.compile(r"Render the current notebook as Reveal Slideshow")).click()
     frame_el = page.locator("iframe[src*='/rise/']")
     frame_el.wait_for()
@@ -781,26 +836,28 @@ def test_deck_works_offline(browser, notebook, demo_deck_source, tmp_path):
             assert shown is not None, f"{deck.name}: markdown cell {cell.get('id')} is missing from the deck"
             assert shown["math"] > 0, f"{deck.name}: cell {cell.get('id')}: no typeset math for {cell.source[:80]!r}"
             assert not _raw_math(shown["text"]), f"{deck.name}: raw TeX left: {_raw_math(shown['text'])}"
-        assert page.locator("mjx-merror").count() == 0, f"{deck.name}: TeX errors in the deck"
+        tex_errors = page.evaluate(_TEX_ERRORS_JS, page.locator("body").element_handle())
+        assert not tex_errors, f"{deck.name}: TeX errors shown in red: {tex_errors}"
+        leftovers = page.evaluate(_MARKDOWN_LEFTOVERS_JS, page.locator("body").element_handle())
+        assert not leftovers, f"{deck.name}: markdown syntax shown as text ({len(leftovers)}): {leftovers[:8]}"
 
-        # A widget cannot run in a deck: a note says so, and a static figure is there to look at.
+        # A widget cannot run in a deck: a note says so, and a static figure is there to look at,
+        # in the widget's cell or in a code cell of the same or the two previous (horizontal) slides.
         notes = page.evaluate("""() => {
+            const tops = [...document.querySelectorAll('.reveal .slides > section')];
+            const topOf = el => tops.indexOf(el.closest('.reveal .slides > section'));
             const cells = [...document.querySelectorAll('.jp-Cell')];
             const hasFigure = c => c.querySelector('.jp-OutputArea-output img, .jp-OutputArea-output svg') !== null;
             return [...document.querySelectorAll('.cnn-widget-note')].map(n => {
                 const cell = n.closest('.jp-Cell');
-                let ok = hasFigure(cell);
-                for (let j = cells.indexOf(cell) - 1; !ok && j >= 0; j--) {
-                    if (cells[j].classList.contains('jp-CodeCell') && cells[j].querySelector('.jp-OutputArea-output')) {
-                        ok = hasFigure(cells[j]);
-                        break;
-                    }
-                }
-                return {cell: cell.id, staticFigure: ok};
+                const here = topOf(cell);
+                const before = cells.slice(0, cells.indexOf(cell) + 1)
+                    .filter(c => c.classList.contains('jp-CodeCell') && topOf(c) >= here - 2);
+                return {cell: cell.id, staticFigure: before.some(hasFigure)};
             });
         }""")
         missing = [n["cell"] for n in notes if not n["staticFigure"]]
-        assert not missing, f"{deck.name}: widget demos without a static figure before them: {missing}"
+        assert not missing, f"{deck.name}: widget demos without a static figure on their slide or the two before: {missing}"
 
         external = [u for u in requests if not u.startswith(("file:", "data:", "blob:"))]
         assert not external, f"{deck.name} tried to reach the network: {external}"
