@@ -11,6 +11,8 @@ workspace with ``--config`` pointing here gives the same behaviour.
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
 from nbgrader.preprocessors import ClearHiddenTests, GetGrades
 
+from cs_utils.course import ShortenHiddenTracebacks
+
 c = get_config()  # noqa: F821 (provided by traitlets when this file is loaded)
 
 c.CourseDirectory.course_id = "cnn-course"
@@ -26,7 +28,6 @@ c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 # scores 0; the rest of the notebook still runs.
 c.Execute.timeout = 60
 c.Execute.interrupt_on_timeout = True
-c.Execute.allow_errors = True
 # nbgrader scores a test cell 0 when anything reaches stderr. Library warnings
 # (a NumPy RuntimeWarning, a torch UserWarning) must not cost a correct answer
 # its points, so stderr output that is a Python warning is dropped before scoring.
@@ -37,6 +38,12 @@ c.LimitOutput.max_lines = 1000
 c.LimitOutput.max_traceback = 100
 
 # Feedback returned to students shows their answers, the visible tests and the
-# messages of failed checks, never the code of the hidden tests.
-c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, CSSHTMLHeaderPreprocessor]
+# messages of failed checks, never the code of the hidden tests (neither in the
+# cell nor quoted by the traceback of a failed hidden check).
+c.GenerateFeedback.preprocessors = [
+    GetGrades,
+    ShortenHiddenTracebacks,
+    ClearHiddenTests,
+    CSSHTMLHeaderPreprocessor,
+]
 c.ClearHiddenTests.enforce_metadata = True

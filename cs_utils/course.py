@@ -43,6 +43,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from nbgrader.preprocessors import NbGraderPreprocessor
+
 __all__ = [
     "find_course_root",
     "nbgrader_api",
@@ -61,6 +63,7 @@ __all__ = [
     "CollectReport",
     "GradeResult",
     "CourseError",
+    "ShortenHiddenTracebacks",
 ]
 
 log = logging.getLogger("cs_course")
@@ -156,7 +159,9 @@ def nbgrader_api(root: str | os.PathLike, *, course: Path, db: str | os.PathLike
         section, trait = key.split(".")
         setattr(getattr(config, section), trait, value)
     api = NbGraderAPI(config=config)
-    api.log.setLevel(logging.WARNING)
+    # nbgrader's own warnings (a re-checksummed hidden test cell, an existing
+    # folder being replaced) are routine here; errors still reach the captured log.
+    api.log.setLevel(logging.ERROR)
     return api
 
 
@@ -559,8 +564,12 @@ def _scores(workspace: Path, course: Path, assignment: str) -> dict[str, tuple[f
 
 def _autograde_one(workspace: str, course: str, assignment: str, student: str) -> GradeResult:
     """Grade one submission (runs in a worker process)."""
+    import warnings
+
     start = time.perf_counter()
     result = GradeResult(student, assignment, ok=False)
+    # SQLAlchemy warns about nbgrader's session handling on every submission; harmless.
+    warnings.filterwarnings("ignore", message=".*not in session.*")
     try:
         api = nbgrader_api(workspace, course=Path(course))
         for attempt in range(4):
@@ -696,6 +705,25 @@ def feedback(
         _check(api.generate_feedback(name, force=True), f"nbgrader generate_feedback {name}")
         written += sorted((workspace / "feedback").glob(f"*/{name}/*.html"))
     return written
+
+
+class ShortenHiddenTracebacks(NbGraderPreprocessor):
+    """Feedback preprocessor: a failed hidden test shows its error message, not its code.
+
+    ``ClearHiddenTests`` removes the hidden tests from a cell's source, but the
+    traceback of a failed check quotes the failing lines. For every test cell
+    that holds hidden tests, this keeps only ``ExceptionName: message`` of each
+    error. It must run before ``ClearHiddenTests`` (it finds those cells by
+    their markers); see ``nbgrader_config.py``.
+    """
+
+    def preprocess_cell(self, cell, resources, index):
+        nbgrader = cell.metadata.get("nbgrader", {})
+        if cell.cell_type == "code" and nbgrader.get("grade") and re.search(r"BEGIN\s+HIDDEN\s+TESTS", cell.source):
+            for output in cell.get("outputs", []):
+                if output.get("output_type") == "error":
+                    output["traceback"] = [f"{output.get('ename', 'Error')}: {output.get('evalue', '')}"]
+        return cell, resources
 
 
 def _question(grade_id: str) -> str:

@@ -341,7 +341,8 @@ def _format_array(a: np.ndarray) -> str:
 
 def _as_numbers(name: str, value: Any, what: str, hint: str | None) -> np.ndarray:
     if value is None:
-        _fail(name, f"{what} is None. Did the function forget to `return` its result?", hint)
+        _fail(name, f"{what} is None: an answer left as None is not filled in yet, and a function "
+                    f"that returns None has forgotten its `return`", hint)
     if isinstance(value, (str, bytes)):
         _fail(name, f"{what} is the text {value!r}, not numbers", hint)
     try:
