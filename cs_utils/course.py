@@ -740,7 +740,8 @@ def report(
 ) -> dict[str, Path]:
     """Write the grades of an assignment from the gradebook.
 
-    - ``grades.csv``: one row per student: score, max_score, percent and the points of every test cell;
+    - ``grades.csv``: one row per student: status, score, max_score, percent and the points of every
+      test cell (a submission nbgrader could not grade is listed as NOT GRADED, without a score);
     - ``question_means.csv``: per question (visible and hidden cells together): max, mean, mean percent;
     - ``grades.png``: a histogram of the scores.
 
@@ -762,7 +763,7 @@ def report(
     out.mkdir(parents=True, exist_ok=True)
     _ensure_tools_on_path()
     course_id = _load_config(course).CourseDirectory.course_id
-    rows, cells = [], {}
+    rows, ungraded, cells = [], [], {}
     with Gradebook(f"sqlite:///{workspace / 'gradebook.db'}", course_id) as gb:
         assignment_row = gb.find_assignment(name)
         for notebook in assignment_row.notebooks:
@@ -772,22 +773,28 @@ def report(
             row = {
                 "student": submission.student_id,
                 "assignment": name,
+                "status": "graded",
                 "score": round(float(submission.score), 4),
                 "max_score": float(submission.max_score),
             }
             row["percent"] = round(100 * row["score"] / row["max_score"], 2) if row["max_score"] else 0.0
+            if not (workspace / "autograded" / submission.student_id / name).is_dir():
+                # nbgrader registered the submission but could not grade it: no score is better than a false 0
+                row.update(status="NOT GRADED (run cs-course grade and read its report)", score="", percent="")
+                ungraded.append(row)
+                continue
             for nb_submission in submission.notebooks:
                 for grade_row in nb_submission.grades:
                     key = f"{nb_submission.name}:{grade_row.name}" if len(assignment_row.notebooks) > 1 else grade_row.name
                     if key in cells:
                         row[key] = round(float(grade_row.score), 4)
             rows.append(row)
-    columns = ["student", "assignment", "score", "max_score", "percent"] + list(cells)
+    columns = ["student", "assignment", "status", "score", "max_score", "percent"] + list(cells)
     paths = {"grades": out / "grades.csv", "questions": out / "question_means.csv", "histogram": out / "grades.png"}
     with open(paths["grades"], "w", newline="") as fh:
         writer = csv.DictWriter(fh, fieldnames=columns)
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows(sorted(rows + ungraded, key=lambda r: r["student"]))
     questions: dict[str, list[str]] = {}
     for key in cells:
         questions.setdefault(_question(key), []).append(key)
@@ -807,7 +814,8 @@ def report(
     ax.set_xlabel(f"score (out of {top:g})")
     ax.set_ylabel("students")
     mean = sum(scores) / len(scores) if scores else 0.0
-    ax.set_title(f"{name}: {len(scores)} submissions, mean {mean:.1f}")
+    title = f"{name}: {len(scores)} graded, mean {mean:.1f}"
+    ax.set_title(title + (f" ({len(ungraded)} not graded)" if ungraded else ""))
     fig.tight_layout()
     fig.savefig(paths["histogram"], dpi=120)
     plt.close(fig)

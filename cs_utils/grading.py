@@ -45,18 +45,14 @@ __all__ = [
     "grade_answers",
     "BLOCKED_MODULES",
     "BLOCKED_NUMPY",
+    "EXEMPT_MODULES",
 ]
 
-# Packages whose code a student answer may not run while it is being checked.
-# Whole packages: any function defined in them, Python or compiled.
-BLOCKED_MODULES: tuple[str, ...] = (
-    "torch",
-    "scipy.signal",
-    "scipy.ndimage",
-    "cs_utils.functional",
-    "cs_utils.im2col",
-    "cs_utils._fastops",
-)
+# Packages whose code a student answer may not run while it is being checked:
+# any function defined in them, Python or compiled. All of cs_utils is the
+# course's reference (layers, im2col, shape arithmetic), except this module.
+BLOCKED_MODULES: tuple[str, ...] = ("torch", "scipy.signal", "scipy.ndimage", "cs_utils")
+EXEMPT_MODULES: tuple[str, ...] = ("cs_utils.grading",)
 # Single NumPy functions (the rest of NumPy is allowed): the public names and
 # the compiled kernels behind them, so that ``np._core.multiarray.correlate``
 # is caught as well as ``np.convolve``.
@@ -133,6 +129,7 @@ class ReferenceGuard:
         self.what = what
         allowed = set(allow)
         self.blocked_modules = tuple(m for m in blocked_modules if m not in allowed)
+        self.exempt_modules = EXEMPT_MODULES + tuple(allowed)
         self.blocked_numpy = tuple(blocked_numpy)
         self.used: list[str] = []
         self._keys: set[str] = set()
@@ -150,6 +147,14 @@ class ReferenceGuard:
             if path:
                 prefixes.append(path)
         self._path_prefixes = tuple(prefixes)
+        exempt = []
+        for name in self.exempt_modules:
+            module = sys.modules.get(name)
+            path = _package_path(module) if module is not None else self._find_path(name)
+            if path:
+                exempt.append(path)
+        self._exempt_paths = tuple(exempt)
+        self._exempt_prefixes = tuple(self.exempt_modules) + tuple(m + "." for m in self.exempt_modules)
         self._module_prefixes = tuple(m + "." for m in self.blocked_modules)
         self._codes: dict[types.CodeType, str] = {}
         self._c_functions: dict[int, str] = {}
@@ -203,7 +208,11 @@ class ReferenceGuard:
             hit = self._codes.get(code)
             if hit is not None:
                 self._record(hit, hit)
-            elif self._path_prefixes and code.co_filename.startswith(self._path_prefixes):
+            elif (
+                self._path_prefixes
+                and code.co_filename.startswith(self._path_prefixes)
+                and not (self._exempt_paths and code.co_filename.startswith(self._exempt_paths))
+            ):
                 module = str(frame.f_globals.get("__name__", code.co_filename))
                 key = self._module_key(module)
                 detail = f"import {key}" if code.co_name == "<module>" else f"{module}.{code.co_name}"
@@ -220,7 +229,11 @@ class ReferenceGuard:
                     module = owner.__name__
                 elif owner is not None:
                     module = type(owner).__module__
-            if isinstance(module, str) and (module in self.blocked_modules or module.startswith(self._module_prefixes)):
+            if (
+                isinstance(module, str)
+                and (module in self.blocked_modules or module.startswith(self._module_prefixes))
+                and not (module in self.exempt_modules or module.startswith(self._exempt_prefixes))
+            ):
                 self._record(self._module_key(module), _describe(arg))
 
     def __enter__(self) -> "ReferenceGuard":
