@@ -77,6 +77,7 @@ RELEASE = "assignments"
 _MARKER_RE = re.compile(r"(BEGIN|END)\s+(SOLUTION|HIDDEN\s+TESTS|MARK\s+SCHEME)", re.IGNORECASE)
 _REGION_BEGIN = re.compile(r"^\s*(#+|<!--)?\s*(=+\s*)?BEGIN\s+(SOLUTION|HIDDEN\s+TESTS|MARK\s+SCHEME)", re.IGNORECASE)
 _REGION_END = re.compile(r"^\s*(#+|<!--)?\s*(=+\s*)?END\s+(SOLUTION|HIDDEN\s+TESTS|MARK\s+SCHEME)", re.IGNORECASE)
+_ANSI_RE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # colours in tracebacks split the code they quote
 _MIN_LEAK_LINE = 12  # shorter lines of solution code ("return out") are too common to count as a leak
 _STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$")
 # Notebook-level metadata that differs between machines and runs, ignored when
@@ -208,7 +209,7 @@ def _cell_source(cell: dict) -> str:
 
 def _hidden_lines(source_notebooks: Iterable[Path]) -> set[str]:
     """Distinctive lines inside solution, hidden-test and mark-scheme regions of the source notebooks,
-    minus lines that also occur outside those regions (those are public anyway)."""
+    minus lines that also occur, whole or as part of a line, outside those regions (they are public)."""
     inside: set[str] = set()
     outside: set[str] = set()
     for path in source_notebooks:
@@ -227,7 +228,9 @@ def _hidden_lines(source_notebooks: Iterable[Path]) -> set[str]:
             nbg = cell.get("metadata", {}).get("nbgrader", {})
             if cell.get("cell_type") == "markdown" and nbg.get("solution"):
                 inside.update(line.strip() for line in _cell_source(cell).splitlines())
-    return {line for line in inside - outside if len(line) >= _MIN_LEAK_LINE}
+    candidates = {line for line in inside - outside if len(line) >= _MIN_LEAK_LINE}
+    # a hidden line that is part of a public line (shared by a visible test) is no secret either
+    return {line for line in candidates if not any(line in public for public in outside)}
 
 
 def scan_for_leaks(paths: Iterable[str | os.PathLike], *, course: Path | None = None) -> list[Leak]:
@@ -261,11 +264,12 @@ def scan_for_leaks(paths: Iterable[str | os.PathLike], *, course: Path | None = 
                         if isinstance(value, (str, list)):
                             texts.append(("output", "".join(value) if isinstance(value, list) else value))
                 for part, text in texts:
-                    for line in text.splitlines():
+                    for line in _ANSI_RE.sub("", text).splitlines():
                         stripped = line.strip()
                         if _MARKER_RE.search(stripped):
                             leaks.append(Leak(path, f"cell {index} {part}", "nbgrader marker", stripped))
-                        elif stripped in hidden:
+                        elif stripped in hidden or any(h in stripped for h in hidden):
+                            # also inside a longer line: a traceback quotes code as "----> 5 <line>"
                             leaks.append(Leak(path, f"cell {index} {part}", "solution or hidden-test line", stripped))
         elif path.suffix in {".py", ".md", ".txt", ".rst", ".cfg", ".toml", ".yml", ".yaml", ".json", ".html"}:
             try:
@@ -751,6 +755,7 @@ def report(
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
     from nbgrader.api import Gradebook
 
     course = find_course_root(course)
@@ -811,6 +816,7 @@ def report(
     top = rows[0]["max_score"] if rows else 100.0
     ax.hist(scores, bins=[i * top / 20 for i in range(21)], color="#3b75af", edgecolor="white")
     ax.set_xlim(0, top)
+    ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
     ax.set_xlabel(f"score (out of {top:g})")
     ax.set_ylabel("students")
     mean = sum(scores) / len(scores) if scores else 0.0
