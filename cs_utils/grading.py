@@ -99,6 +99,39 @@ def _describe(obj: Any) -> str:
     return f"{module}.{name}" if module else str(name)
 
 
+_PATHS: dict[str, str | None] = {}  # module name -> path prefix, found once per process
+
+
+def _locate(name: str) -> str | None:
+    """The path prefix of module ``name``: its package directory or its file without extension.
+
+    Never imports it: a parent that is not imported yet is found with
+    ``importlib.util.find_spec`` (which imports nothing for a top-level name).
+    """
+    import importlib.util
+
+    module = sys.modules.get(name)
+    if module is not None:
+        return _package_path(module)
+    parent, _, child = name.rpartition(".")
+    if parent:
+        base = _locate(parent)
+        if not base or not base.endswith(os.sep):
+            return None
+        candidate = os.path.join(base, child)
+        return candidate + os.sep if os.path.isdir(candidate) else candidate
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.origin or spec.origin in ("built-in", "frozen"):
+        return None
+    origin = os.path.realpath(spec.origin)
+    if spec.submodule_search_locations:
+        return os.path.dirname(origin) + os.sep
+    return os.path.splitext(origin)[0]
+
+
 class ReferenceGuard:
     """Context manager: while it is active, running a reference implementation is recorded
     and, on exit, reported as :class:`ReferenceUsedError`.
@@ -141,9 +174,7 @@ class ReferenceGuard:
         prefixes = []
         for name in self.blocked_modules:
             module = sys.modules.get(name)
-            path = _package_path(module) if module is not None else None
-            if path is None:
-                path = self._find_path(name)
+            path = _package_path(module) if module is not None else self._find_path(name)
             if path:
                 prefixes.append(path)
         self._path_prefixes = tuple(prefixes)
@@ -176,19 +207,10 @@ class ReferenceGuard:
 
     @staticmethod
     def _find_path(name: str) -> str | None:
-        """Where a not-yet-imported blocked module would be loaded from (without importing it)."""
-        import importlib.util
-
-        try:
-            spec = importlib.util.find_spec(name)
-        except (ImportError, ValueError):
-            return None
-        if spec is None or not spec.origin or spec.origin in ("built-in", "frozen"):
-            return None
-        origin = os.path.realpath(spec.origin)
-        if spec.submodule_search_locations:
-            return os.path.dirname(origin) + os.sep
-        return os.path.splitext(origin)[0]
+        """Where a blocked module is (or would be) loaded from, without importing it."""
+        if name not in _PATHS:
+            _PATHS[name] = _locate(name)
+        return _PATHS[name]
 
     def _record(self, key: str, detail: str) -> None:
         """Remember one use per blocked package or function (``key``), with the first detail seen."""
@@ -241,7 +263,8 @@ class ReferenceGuard:
         self.used = []
         self._keys: set[str] = set()
         self._previous = sys.getprofile()
-        self._previous_threading = getattr(threading, "_profile_hook", None)
+        getprofile = getattr(threading, "getprofile", None)  # Python >= 3.12
+        self._previous_threading = getprofile() if getprofile else getattr(threading, "_profile_hook", None)
         self._active = True
         self._installed = self._hook  # one bound-method object, compared by identity on exit
         threading.setprofile(self._installed)
