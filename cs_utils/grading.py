@@ -166,25 +166,12 @@ class ReferenceGuard:
         self.blocked_numpy = tuple(blocked_numpy)
         self.used: list[str] = []
         self._keys: set[str] = set()
-        self._active = False
 
     # The set-up is done on entry, not in __init__, so that it sees the
     # modules imported by then (a package imported later is caught by its path).
     def _collect(self) -> None:
-        prefixes = []
-        for name in self.blocked_modules:
-            module = sys.modules.get(name)
-            path = _package_path(module) if module is not None else self._find_path(name)
-            if path:
-                prefixes.append(path)
-        self._path_prefixes = tuple(prefixes)
-        exempt = []
-        for name in self.exempt_modules:
-            module = sys.modules.get(name)
-            path = _package_path(module) if module is not None else self._find_path(name)
-            if path:
-                exempt.append(path)
-        self._exempt_paths = tuple(exempt)
+        self._path_prefixes = tuple(p for p in map(self._find_path, self.blocked_modules) if p)
+        self._exempt_paths = tuple(p for p in map(self._find_path, self.exempt_modules) if p)
         self._exempt_prefixes = tuple(self.exempt_modules) + tuple(m + "." for m in self.exempt_modules)
         self._module_prefixes = tuple(m + "." for m in self.blocked_modules)
         self._codes: dict[types.CodeType, str] = {}
@@ -207,7 +194,7 @@ class ReferenceGuard:
 
     @staticmethod
     def _find_path(name: str) -> str | None:
-        """Where a blocked module is (or would be) loaded from, without importing it."""
+        """Where a module is (or would be) loaded from, without importing it; cached."""
         if name not in _PATHS:
             _PATHS[name] = _locate(name)
         return _PATHS[name]
@@ -265,7 +252,6 @@ class ReferenceGuard:
         self._previous = sys.getprofile()
         getprofile = getattr(threading, "getprofile", None)  # Python >= 3.12
         self._previous_threading = getprofile() if getprofile else getattr(threading, "_profile_hook", None)
-        self._active = True
         self._installed = self._hook  # one bound-method object, compared by identity on exit
         threading.setprofile(self._installed)
         sys.setprofile(self._installed)
@@ -275,7 +261,6 @@ class ReferenceGuard:
         tampered = sys.getprofile() is not self._installed
         sys.setprofile(self._previous)
         threading.setprofile(self._previous_threading)
-        self._active = False
         if self.used:
             raise ReferenceUsedError(self.message()) from None
         if tampered:
