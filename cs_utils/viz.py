@@ -193,10 +193,10 @@ def show_matrix(
                     dark = 0.299 * red + 0.587 * green + 0.114 * blue < 0.5
                 ax.text(c, r, _format_cell(v, fmt), ha="center", va="center", fontsize=size,
                         color="white" if dark else "black", zorder=3)
-    ax.set_xticks(np.arange(-0.5, w, 1), minor=True)
-    ax.set_yticks(np.arange(-0.5, h, 1), minor=True)
-    ax.grid(which="minor", color="0.4", linewidth=1)
-    ax.tick_params(which="both", length=0, labelbottom=False, labelleft=False)
+    ax.hlines(np.arange(0.5, h - 1, 1), -0.5, w - 0.5, color="0.4", linewidth=1, zorder=2)
+    ax.vlines(np.arange(0.5, w - 1, 1), -0.5, h - 0.5, color="0.4", linewidth=1, zorder=2)
+    ax.set_xticks([])
+    ax.set_yticks([])
     for side in ax.spines.values():
         side.set_visible(True)
     if highlight is not None:
@@ -849,24 +849,30 @@ def plot_timings(times: Mapping[str, float], ax=None, title: str | None = None, 
     fastest = vals.min()
     for i, v in enumerate(vals):
         ax.text(v * 1.1, i, f"{v:.3g} {unit}  ({v / fastest:.0f}x)", va="center", fontsize=13)
-    ax.set_xlim(fastest / 2, vals.max() * 30)
+    ax.set_xlim(fastest / 2, vals.max() * 15)
     ax.set_xlabel(f"time per call ({unit}, log scale)")
     if title:
         ax.set_title(title)
     return ax
 
 
-def plot_history(history: Mapping[str, Sequence[float]], title: str | None = None):
-    """Training curves: ``loss`` on the left, every ``*acc*`` series on the right (per epoch)."""
+def plot_history(history: Mapping[str, Sequence[float]], title: str | None = None, xlabel: str = "epoch",
+                 every: int = 1):
+    """Training curves: ``loss`` series on the left, every ``*acc*`` series on the right.
+
+    Args:
+        history: name -> values, one value per record.
+        xlabel: what one record step is ("epoch", "step").
+        every: records were taken every ``every`` steps (sets the x positions).
+    """
     fig, (axl, axa) = _plt().subplots(1, 2, figsize=(12, 4))
     for key, vals in history.items():
         target = axa if "acc" in key else axl
-        target.plot(np.arange(1, len(vals) + 1), vals, marker="o", label=key)
-    axl.set_xlabel("epoch")
+        target.plot(every * np.arange(1, len(vals) + 1), vals, marker="o", label=key)
     axl.set_ylabel("loss")
-    axa.set_xlabel("epoch")
     axa.set_ylabel("accuracy")
     for ax in (axl, axa):
+        ax.set_xlabel(xlabel)
         if ax.lines:
             ax.legend(frameon=False)
     if title:
