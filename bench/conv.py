@@ -1,0 +1,310 @@
+"""Benchmark: cs_utils backends against torch on the CPU, as ratios, in one run.
+
+    python bench/conv.py            # everything (a few minutes on 2 cores)
+    python bench/conv.py --quick    # fewer repeats, for a smoke test
+    python bench/conv.py --json out.json
+
+Every measurement runs in a fresh subprocess of its own, so that NumPy's and
+torch's thread pools never compete (on 2 cores that alone costs 1.6-2.6x) and
+so that the peak memory (ru_maxrss) of that one measurement can be read.
+Times are medians of several repeats. The naive loops are timed on one image
+and scaled by the batch size (marked ~).
+
+The last lines compare the figures with the targets of the performance issue
+and print PASS or FAIL for each; a JSON file keeps every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+CONV_CASES = {
+    "A": dict(x=(100, 3, 31, 31), w=(25, 3, 3, 3), stride=1, pad=1),
+    "B": dict(x=(64, 64, 32, 32), w=(64, 64, 3, 3), stride=1, pad=1),
+    "C": dict(x=(16, 3, 227, 227), w=(96, 3, 11, 11), stride=4, pad=0),
+}
+POOL_CASES = {
+    "P2": dict(x=(64, 64, 32, 32), size=2, stride=2),
+    "P3": dict(x=(64, 64, 33, 33), size=3, stride=2),
+}
+BACKENDS = ["naive", "numpy", "cython", "torch"]
+DTYPES = ["float32", "float64"]
+
+# (label, how to compute the measured value from the results, comparison, target)
+TARGETS = [
+    ("conv fwd+bwd float32, case B, cython vs torch", ("ratio", "conv", "B", "float32", "fwdbwd"), "<=", 1.3),
+    ("conv fwd+bwd float64, case B, cython vs torch", ("ratio", "conv", "B", "float64", "fwdbwd"), "<=", 0.8),
+    ("conv fwd+bwd float32, case A, cython vs torch", ("ratio", "conv", "A", "float32", "fwdbwd"), "<=", 1.5),
+    ("conv forward float32, case B, share of GEMM peak", ("peak", "conv", "B", "float32", "fwd"), ">=", 0.70),
+    ("max pool 2x2 s2 fwd+bwd float32, cython vs torch", ("ratio", "pool", "P2", "float32", "fwdbwd"), "<=", 1.5),
+    ("max pool 3x3 s2 fwd+bwd float32, cython vs torch", ("ratio", "pool", "P3", "float32", "fwdbwd"), "<=", 2.0),
+    ("peak memory, case B fwd+bwd float32, cython vs torch", ("memory", "conv", "B", "float32", "fwdbwd"), "<=", 1.5),
+]
+
+
+def conv_flops(case: dict) -> float:
+    """Floating-point operations of one forward pass: 2 per multiply-add."""
+    n, c, h, w = case["x"]
+    f, _, hh, ww = case["w"]
+    ho = (h + 2 * case["pad"] - hh) // case["stride"] + 1
+    wo = (w + 2 * case["pad"] - ww) // case["stride"] + 1
+    return 2.0 * n * f * ho * wo * c * hh * ww
+
+
+# --------------------------------------------------------------------------
+# Worker side: one measurement per process
+# --------------------------------------------------------------------------
+
+
+def _peak_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux reports KiB
+
+
+def _median_ms(fn, repeats: int) -> float:
+    fn()  # warm-up (allocator, thread pools, lazy imports)
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(times)
+
+
+def _make_inputs(job: dict):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    dtype = np.dtype(job["dtype"])
+    if job["op"] == "conv":
+        case = CONV_CASES[job["case"]]
+        x = rng.standard_normal(case["x"]).astype(dtype)
+        w = (rng.standard_normal(case["w"]) * 0.1).astype(dtype)
+        b = rng.standard_normal(case["w"][0]).astype(dtype)
+        return [x, w, b], case
+    case = POOL_CASES[job["case"]]
+    return [rng.standard_normal(case["x"]).astype(dtype)], case
+
+
+def run_worker(job: dict) -> dict:
+    """Time one (op, case, backend, dtype) and report medians and peak memory."""
+    import numpy as np
+
+    if job["op"] == "gemm":
+        n = 2048
+        a = np.random.default_rng(0).standard_normal((n, n)).astype(job["dtype"])
+        ms = _median_ms(lambda: a @ a, job["repeats"])
+        return {"gflops": 2 * n**3 / (ms * 1e-3) / 1e9}
+
+    arrays, case = _make_inputs(job)
+    backend = job["backend"]
+    scale = 1
+    if backend == "naive":  # one image, scaled by N: the loops are linear in the batch
+        scale = arrays[0].shape[0]
+        arrays[0] = arrays[0][:1].copy()
+    if backend == "torch":
+        import torch
+
+        torch.set_grad_enabled(False)
+        arrays = [torch.from_numpy(a) for a in arrays]
+    from cs_utils import functional as F
+
+    if job["op"] == "conv":
+        x, w, b = arrays
+        kw = dict(stride=case["stride"], pad=case["pad"], backend=backend)
+        out, cache = F.conv_forward(x, w, b, **kw)
+        dout = out * 0 + 1
+
+        def fwd():
+            F.conv_forward(x, w, b, **kw)
+
+        def fwdbwd():
+            _, c = F.conv_forward(x, w, b, **kw)
+            F.conv_backward(dout, c)
+
+    else:
+        (x,) = arrays
+        kw = dict(size=case["size"], stride=case["stride"], backend=backend)
+        out, cache = F.max_pool_forward(x, **kw)
+        dout = out * 0 + 1
+
+        def fwd():
+            F.max_pool_forward(x, **kw)
+
+        def fwdbwd():
+            _, c = F.max_pool_forward(x, **kw)
+            F.max_pool_backward(dout, c)
+
+    del out, cache
+    baseline = _peak_mib()
+    result = {"fwdbwd_ms": _median_ms(fwdbwd, job["repeats"]) * scale}
+    # ru_maxrss never goes down: the rise above the baseline is the peak of fwd+bwd itself.
+    result["fwdbwd_peak_mib"] = max(_peak_mib() - baseline, 0.0) if scale == 1 else None
+    result["fwd_ms"] = _median_ms(fwd, job["repeats"]) * scale
+    result["estimated"] = scale != 1
+    return result
+
+
+# --------------------------------------------------------------------------
+# Driver side
+# --------------------------------------------------------------------------
+
+
+def measure(job: dict) -> dict:
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    proc = subprocess.run(
+        [sys.executable, __file__, "--worker", json.dumps(job)], capture_output=True, text=True, env=env
+    )
+    if proc.returncode != 0:
+        return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _fmt_ms(r: dict | None, key: str) -> str:
+    if not r or "error" in r:
+        return "error" if r else "-"
+    return ("~" if r.get("estimated") else "") + f"{r[key]:.1f}"
+
+
+def _ratio(r: dict | None, t: dict | None, key: str) -> str:
+    if not r or not t or "error" in r or "error" in t:
+        return "-"
+    return f"{r[key] / t[key]:.2f}x"
+
+
+def evaluate_targets(results: dict, gemm: dict) -> list[tuple[str, float | None, str, float, bool | None]]:
+    rows = []
+    for label, (kind, op, case, dtype, key), cmp, target in TARGETS:
+        ours = results.get(f"{op}/{case}/cython/{dtype}") or results.get(f"{op}/{case}/numpy/{dtype}")
+        torch_r = results.get(f"{op}/{case}/torch/{dtype}")
+        value = None
+        try:
+            if kind == "ratio":
+                value = ours[f"{key}_ms"] / torch_r[f"{key}_ms"]
+            elif kind == "peak":
+                value = conv_flops(CONV_CASES[case]) / (ours[f"{key}_ms"] * 1e-3) / 1e9 / gemm[dtype]
+            elif kind == "memory":
+                value = ours[f"{key}_peak_mib"] / torch_r[f"{key}_peak_mib"]
+        except (KeyError, TypeError, ZeroDivisionError):
+            value = None
+        ok = None if value is None else (value <= target if cmp == "<=" else value >= target)
+        rows.append((label, value, cmp, target, ok))
+    return rows
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--quick", action="store_true", help="fewer repeats (a smoke test, not a measurement)")
+    parser.add_argument("--json", default=str(Path(__file__).with_name("results.json")), help="where to write all figures")
+    parser.add_argument("--backends", default=",".join(BACKENDS), help="comma-separated subset of " + ",".join(BACKENDS))
+    parser.add_argument("--cases", default=",".join(list(CONV_CASES) + list(POOL_CASES)))
+    args = parser.parse_args(argv)
+    if args.worker:
+        print(json.dumps(run_worker(json.loads(args.worker))))
+        return 0
+
+    repeats = 2 if args.quick else 7
+    backends = [b for b in args.backends.split(",") if b]
+    cases = [c for c in args.cases.split(",") if c]
+    import numpy as np
+
+    from cs_utils.im2col import HAVE_CYTHON
+
+    if not HAVE_CYTHON and "cython" in backends:
+        print("note: the Cython extension is not built; its column is skipped (run `make setup`)")
+        backends.remove("cython")
+
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+          f"Python {platform.python_version()}, NumPy {np.__version__}")
+    gemm = {dt: measure({"op": "gemm", "dtype": dt, "repeats": repeats})["gflops"] for dt in DTYPES}
+    print("NumPy GEMM (2048x2048): " + ", ".join(f"{dt} {gemm[dt]:.1f} GFLOP/s" for dt in DTYPES))
+
+    results: dict[str, dict] = {}
+    for op, table in (("conv", CONV_CASES), ("pool", POOL_CASES)):
+        for case_name, case in table.items():
+            if case_name not in cases:
+                continue
+            for dtype in DTYPES:
+                for backend in backends:
+                    job = {"op": op, "case": case_name, "backend": backend, "dtype": dtype,
+                           "repeats": 1 if backend == "naive" else repeats}
+                    results[f"{op}/{case_name}/{backend}/{dtype}"] = measure(job)
+
+    print()
+    header = f"{'case':<5} {'dtype':<8} {'measure':<8}" + "".join(f"{b:>14}" for b in backends)
+    header += "".join(f"{b + '/torch':>14}" for b in backends if b != "torch")
+    for op, table, title in (("conv", CONV_CASES, "convolution"), ("pool", POOL_CASES, "max pooling")):
+        print(f"{title}: median ms ('~' = naive timed on one image and scaled by N), and ratio to torch CPU")
+        for case_name, case in table.items():
+            if case_name not in cases:
+                continue
+            desc = ", ".join(f"{k}={v}" for k, v in case.items())
+            print(f"  {case_name}: {desc}")
+        print(header)
+        for case_name in table:
+            if case_name not in cases:
+                continue
+            for dtype in DTYPES:
+                t = results.get(f"{op}/{case_name}/torch/{dtype}")
+                for key in ("fwd", "fwdbwd"):
+                    row = f"{case_name:<5} {dtype:<8} {key:<8}"
+                    row += "".join(f"{_fmt_ms(results.get(f'{op}/{case_name}/{b}/{dtype}'), key + '_ms'):>14}" for b in backends)
+                    row += "".join(f"{_ratio(results.get(f'{op}/{case_name}/{b}/{dtype}'), t, key + '_ms'):>14}" for b in backends if b != "torch")
+                    print(row)
+        print()
+
+    print("conv forward: achieved GFLOP/s and share of the NumPy GEMM peak")
+    for case_name, case in CONV_CASES.items():
+        if case_name not in cases:
+            continue
+        for dtype in DTYPES:
+            cells = []
+            for b in backends:
+                r = results.get(f"conv/{case_name}/{b}/{dtype}")
+                if r and "error" not in r:
+                    g = conv_flops(case) / (r["fwd_ms"] * 1e-3) / 1e9
+                    cells.append(f"{b} {g:.1f} ({100 * g / gemm[dtype]:.0f}%)")
+            print(f"  {case_name} {dtype}: " + ", ".join(cells))
+    print()
+    print("peak memory of conv fwd+bwd (MiB above the inputs, per process):")
+    for case_name in CONV_CASES:
+        if case_name not in cases:
+            continue
+        cells = []
+        for b in backends:
+            r = results.get(f"conv/{case_name}/{b}/float32")
+            if r and r.get("fwdbwd_peak_mib") is not None:
+                cells.append(f"{b} {r['fwdbwd_peak_mib']:.0f}")
+        print(f"  {case_name} float32: " + ", ".join(cells))
+    print()
+
+    targets = evaluate_targets(results, gemm)
+    for label, value, cmp, target, ok in targets:
+        shown = "n/a" if value is None else f"{value:.2f}"
+        verdict = "n/a" if ok is None else ("PASS" if ok else "FAIL")
+        print(f"target {verdict}: {label}: {shown} (target {cmp} {target})")
+
+    payload = {
+        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+                    "python": platform.python_version(), "numpy": np.__version__},
+        "gemm_gflops": gemm,
+        "results": results,
+        "targets": [dict(label=l, value=v, cmp=c, target=t, ok=o) for l, v, c, t, o in targets],
+        "repeats": repeats,
+    }
+    Path(args.json).write_text(json.dumps(payload, indent=2))
+    print(f"\nall figures written to {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
