@@ -27,7 +27,6 @@ __all__ = [
     "resize",
     "SHAPE_CLASSES",
     "synthetic_shapes",
-    "classic_kernels",
     "sensor_readings",
     "noisy_track",
 ]
@@ -243,20 +242,3 @@ def noisy_track(n: int = 120, noise: float = 0.15, seed: int = 0) -> tuple[np.nd
     truth = 1.0 + 2.0 * t + 0.3 * np.sin(2 * np.pi * 1.5 * t)
     return truth, truth + noise * rng.standard_normal(int(n))
 
-
-def classic_kernels() -> dict[str, np.ndarray]:
-    """The table of hand-made 3x3 kernels (seed 001), name -> (3, 3) float64 array.
-
-    Identity; three edge detectors (a diagonal one, the 4-neighbour Laplacian and the
-    8-neighbour one); sharpen; the normalised box blur and the 1-2-1 approximation of a
-    Gaussian blur.
-    """
-    return {
-        "identity": np.array([[0, 0, 0], [0, 1, 0], [0, 0, 0]], dtype=np.float64),
-        "edge (diagonal)": np.array([[1, 0, -1], [0, 0, 0], [-1, 0, 1]], dtype=np.float64),
-        "edge (4-neighbour)": np.array([[0, 1, 0], [1, -4, 1], [0, 1, 0]], dtype=np.float64),
-        "edge (8-neighbour)": np.array([[-1, -1, -1], [-1, 8, -1], [-1, -1, -1]], dtype=np.float64),
-        "sharpen": np.array([[0, -1, 0], [-1, 5, -1], [0, -1, 0]], dtype=np.float64),
-        "box blur": np.ones((3, 3)) / 9.0,
-        "Gaussian blur": np.array([[1, 2, 1], [2, 4, 2], [1, 2, 1]], dtype=np.float64) / 16.0,
-    }
