@@ -114,6 +114,9 @@ def broken_lecture() -> nbformat.NotebookNode:
         _md("# # A heading hidden behind a comment sign\n#\n# * and a list item", "slide"),
         _md("An undefined macro: $\\notamacro{x}$; a TeX error: $a # b$; unbalanced: $\\frac{1}{2$.", "-"),
         _code("x = 1", "slide"),
+        _code("import ipywidgets as w, matplotlib.pyplot as plt, io\n"
+              "fig = plt.figure(figsize=(2, 1)); buf = io.BytesIO(); fig.savefig(buf, format='png'); plt.close(fig)\n"
+              "w.VBox([w.IntSlider(value=1, max=5), w.Image(value=buf.getvalue(), format='png')])  # not wired up", "-"),
         _code("1 / 0", "-"),
         _code("y = 2", "-"),
     ])
@@ -434,7 +437,7 @@ def screenshot_notebook(page, panel, path: Path, max_height: int = 30000) -> Non
     tmp = path.with_suffix(".part.png")
     while True:
         outer.evaluate("(e, y) => { e.scrollTop = y; }", y)
-        page.wait_for_function("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(true))))")
+        page.evaluate("() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => r(true))))")
         box = outer.bounding_box()
         actual = outer.evaluate("e => e.scrollTop")
         outer.screenshot(path=str(tmp))
@@ -445,8 +448,10 @@ def screenshot_notebook(page, panel, path: Path, max_height: int = 30000) -> Non
     tmp.unlink(missing_ok=True)
     width = shots[0][1].width
     canvas = Image.new("RGB", (width, max(top + img.height for top, img in shots)), "white")
-    for top, img in shots:
-        canvas.paste(img, (0, top))
+    for k, (top, img) in enumerate(shots):
+        # Once scrolled, JupyterLab draws a shadow along the top edge: keep the previous shot's pixels there.
+        cut = 0 if k == 0 else 6
+        canvas.paste(img.crop((0, cut, img.width, img.height)), (0, top + cut))
     canvas = canvas.crop((0, 0, width, min(canvas.height, total)))
     from PIL import ImageOps
 
@@ -501,6 +506,8 @@ def test_harness_sees_errors(page, lab, course):
     assert "macro parameter character" in tex_errors[0] and "notamacro" in tex_errors[1], tex_errors
     raw = [m for c in cells if c["kind"] == "markdown" for m in _raw_math(c["markdownText"])]
     assert raw == ["$\\frac{1}{2$"], raw
+    with pytest.raises(AssertionError, match="from 1 to 2 but its figure did not change"):
+        move_every_slider(page, panel, "broken_harness.ipynb", timeout=5)
     leftovers = panel.evaluate(_MARKDOWN_LEFTOVERS_JS)
     assert len(leftovers) == 2 and "A heading hidden" in leftovers[0] and "list item" in leftovers[1], leftovers
 
@@ -623,7 +630,20 @@ async box => {
 """
 
 
-def move_every_slider(page, panel, rel_path: str) -> list[str]:
+def _settled_signature(box, timeout: float = 30) -> dict:
+    """The demo's signature once its images are decoded and two readings a moment apart agree."""
+    last = {}
+
+    def settled():
+        now = box.evaluate(_WIDGET_SIGNATURE_JS)
+        ok = now == last.get("sig") and "broken" not in now["imgs"]
+        last["sig"] = now
+        return now if ok else None
+
+    return _wait_until(settled, timeout, "a widget demo to finish drawing", interval=0.25)
+
+
+def move_every_slider(page, panel, rel_path: str, timeout: float = 60) -> list[str]:
     """In each widget demo (an output holding a slider) press → on the first slider; the demo must change.
 
     The slider is moved with the keyboard on its handle, which is what a lecturer does with
@@ -637,7 +657,7 @@ def move_every_slider(page, panel, rel_path: str) -> list[str]:
         box.scroll_into_view_if_needed()
         slider = box.locator(".widget-slider").first
         before_value = slider.locator(".widget-readout").inner_text()
-        before = box.evaluate(_WIDGET_SIGNATURE_JS)
+        before = _settled_signature(box)
         handle = slider.locator(".noUi-handle").first
         handle.focus()
         handle.press("ArrowRight")
@@ -646,16 +666,18 @@ def move_every_slider(page, panel, rel_path: str) -> list[str]:
             arg=[slider.element_handle(), before_value], timeout=10_000,
         )
         key = "imgs" if before["imgs"] else "texts"
+        what = "figure" if key == "imgs" else "text"
         try:
-            page.wait_for_function(
-                f"async ([box, old]) => (await ({_WIDGET_SIGNATURE_JS})(box)).{key} !== old",
-                arg=[box.element_handle(), before[key]], timeout=60_000,
-            )
-        except Exception as err:  # playwright's TimeoutError
+            # Poll from Python: the signature is computed by an async function (image decoding).
+            _wait_until(lambda: box.evaluate(_WIDGET_SIGNATURE_JS)[key] != before[key], timeout,
+                        f"the {what} of widget demo {i} to change", interval=0.25)
+        except TimeoutError as err:
+            box.screenshot(path=str(_artifact(f"{Path(rel_path).stem}.widget{i}.png")))
             raise AssertionError(
                 f"{rel_path}: widget demo {i}: the slider moved from {before_value} to "
-                f"{slider.locator('.widget-readout').inner_text()} but its {'figure' if key == 'imgs' else 'text'} "
-                f"did not change within 60 s") from err
+                f"{slider.locator('.widget-readout').inner_text()} but its {what} did not change "
+                f"within {timeout:.0f} s (its text now: {box.evaluate(_WIDGET_SIGNATURE_JS)['texts'][:200]!r})") from err
+        _settled_signature(box)
         box.screenshot(path=str(_artifact(f"{Path(rel_path).stem}.widget{i}.png")))
         moved.append(f"{before_value} -> {slider.locator('.widget-readout').inner_text()}")
     return moved
