@@ -715,6 +715,12 @@ _REVEAL_STATE_JS = """
 """
 
 
+# No CSS transition (reveal.js slides in, fades fragments) still running. CSS animations are
+# left out: the hint on reveal's arrows bounces forever.
+_SETTLED_JS = ("() => document.getAnimations()"
+               ".every(a => !(a instanceof CSSTransition) || a.playState !== 'running')")
+
+
 def step_through(page, frame, key_target, shots_prefix: str | None = None, limit: int = 500) -> list[dict]:
     """Press space until the deck ends; each press must change the slide or reveal a fragment."""
     states = [frame.evaluate(_REVEAL_STATE_JS)]
@@ -727,6 +733,7 @@ def step_through(page, frame, key_target, shots_prefix: str | None = None, limit
         )
         states.append(frame.evaluate(_REVEAL_STATE_JS))
         if shots_prefix and states[-1]["slide"] != prev["slide"]:
+            frame.wait_for_function(_SETTLED_JS)
             page.screenshot(path=str(_artifact(f"{shots_prefix}.slide{len(states) - 1:02d}.png")))
     return states
 
@@ -751,6 +758,7 @@ def test_rise_slideshow(page, lab, course, rel_path):
     # RISE opens on the slide of the active cell (the last one after Run All): Home goes to the start.
     rise.locator(".reveal .slides").press("Home")
     frame.wait_for_function(f"() => ({_REVEAL_STATE_JS})().slide === '0.0'")
+    frame.wait_for_function(_SETTLED_JS)
     page.screenshot(path=str(_artifact(f"{stem}.rise.slide00.png")))
 
     nb = nbformat.read(course / rel_path, as_version=4)
@@ -832,6 +840,7 @@ def test_deck_works_offline(browser, notebook, demo_deck_source, tmp_path):
         page.wait_for_function("() => window.Reveal && Reveal.isReady()", timeout=30_000)
         page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise", timeout=30_000)
         page.evaluate("() => MathJax.startup.promise")
+        page.wait_for_function(_SETTLED_JS)
         page.screenshot(path=str(_artifact(f"{notebook.stem}.deck.first.png")))
 
         nb = nbformat.read(notebook, as_version=4)
@@ -840,7 +849,13 @@ def test_deck_works_offline(browser, notebook, demo_deck_source, tmp_path):
         assert states[-1]["end"]
         assert len(states) - 1 == expected_reveal_steps(nb), (
             f"{deck.name}: {len(states) - 1} steps, the slide metadata says {expected_reveal_steps(nb)}")
+        page.wait_for_function(_SETTLED_JS)
         page.screenshot(path=str(_artifact(f"{notebook.stem}.deck.last.png")))
+        # For a person to look at: the first slide with typeset math and the first with a figure.
+        for what, selector in (("math", ".jp-MarkdownCell mjx-container"), ("figure", ".jp-OutputArea-output img")):
+            if page.evaluate(_GOTO_SLIDE_OF_JS, selector):
+                page.wait_for_function(_SETTLED_JS)
+                page.screenshot(path=str(_artifact(f"{notebook.stem}.deck.{what}.png")))
 
         cells = page.evaluate("""() => [...document.querySelectorAll('.jp-Cell.jp-MarkdownCell')].map(c => {
             const r = c.querySelector('.jp-RenderedMarkdown') || c;
@@ -886,6 +901,18 @@ def test_deck_works_offline(browser, notebook, demo_deck_source, tmp_path):
         assert not log.errors, f"{deck.name}: errors in the browser console: {log.errors}"
     finally:
         context.close()
+
+
+_GOTO_SLIDE_OF_JS = """
+selector => {
+  const el = document.querySelector('.reveal .slides ' + selector);
+  if (!el) return false;
+  const section = el.closest('section');
+  const i = Reveal.getIndices(section);
+  Reveal.slide(i.h, i.v, Reveal.availableFragments().next ? 99 : undefined);
+  return true;
+}
+"""
 
 
 def _has_math(markdown: str) -> bool:
