@@ -53,6 +53,7 @@ __all__ = [
     "pool_backward_figure",
     "plot_timings",
     "plot_history",
+    "plot_layer_profile",
     "html_table",
 ]
 
@@ -875,6 +876,34 @@ def plot_history(history: Mapping[str, Sequence[float]], title: str | None = Non
         ax.set_xlabel(xlabel)
         if ax.lines:
             ax.legend(frameon=False)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_layer_profile(names: Sequence[str], memory: Sequence[float], params: Sequence[float],
+                       title: str | None = None):
+    """Two bar charts over the layers of a network: activation memory and parameters per layer.
+
+    Shows at a glance where a network spends memory (usually the early layers) and where it
+    keeps its parameters (usually the late, fully connected ones).
+    """
+    names = list(names)
+    memory, params = np.asarray(memory, dtype=float), np.asarray(params, dtype=float)
+    if not len(names) == len(memory) == len(params):
+        raise ValueError(f"names, memory and params must have the same length; got {len(names)}, {len(memory)}, {len(params)}")
+    fig, (axm, axp) = _plt().subplots(2, 1, figsize=(13, 6.5), sharex=True)
+    x = np.arange(len(names))
+    axm.bar(x, memory / 1e6, color=INPUT_COLOR)
+    axm.set_ylabel("activations (M values)")
+    axp.bar(x, params / 1e6, color=KERNEL_COLOR)
+    axp.set_ylabel("parameters (M)")
+    axp.set_xticks(x)
+    axp.set_xticklabels(names, rotation=60, ha="right", fontsize=11)
+    for ax, vals in ((axm, memory), (axp, params)):
+        share = vals / vals.sum()
+        for i in np.argsort(share)[-2:]:
+            ax.text(i, vals[i] / 1e6, f"{share[i]:.0%}", ha="center", va="bottom", fontsize=12)
     if title:
         fig.suptitle(title)
     return fig
