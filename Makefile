@@ -43,3 +43,12 @@ bench: setup
 
 clean:
 	rm -rf build cs_utils/_fastops.c cs_utils/_fastops*.so .pytest_cache
+
+# Run every lecture notebook top to bottom (prints each one's execution time), and strip
+# outputs from the lecture notebooks before committing them.
+.PHONY: lectures strip-lectures
+lectures: setup
+	$(BIN)/python -m pytest -q -s tests/test_lectures.py
+
+strip-lectures: $(STAMP)
+	$(BIN)/python -m nbstripout --keep-id lectures/*.ipynb
