@@ -44,6 +44,43 @@ bench: setup
 clean:
 	rm -rf build cs_utils/_fastops.c cs_utils/_fastops*.so .pytest_cache
 
+# ----------------------------------------------------------------------------
+# Grading with nbgrader through `cs-course` (cs_utils/course.py). Graded work
+# (submitted/, autograded/, feedback/, gradebook.db) lives in a workspace
+# outside the repository, e.g.  make grade WORKSPACE=~/grading/term1 JOBS=2
+# ----------------------------------------------------------------------------
+WORKSPACE      ?=
+ASSIGNMENT     ?=
+JOBS           ?= 2
+DEMO_WORKSPACE ?= $(or $(TMPDIR),/tmp)/cnn-course-grade-demo
+BUNDLE         ?= $(CURDIR)/build/student-bundle
+
+.PHONY: release release-check grade feedback report bundle grade-demo need-workspace
+
+release: setup              ## regenerate assignments/ from solutions/, then prove nothing leaked
+	$(BIN)/cs-course release
+
+release-check: setup        ## fail if assignments/ is out of step with solutions/ or leaks
+	$(BIN)/cs-course release --check
+
+need-workspace:
+	@test -n "$(WORKSPACE)" || { echo "usage: make $(MAKECMDGOALS) WORKSPACE=DIR [ASSIGNMENT=a1_convolution] [JOBS=2]"; exit 2; }
+
+grade: setup need-workspace  ## autograde every submission of WORKSPACE, JOBS at a time
+	$(BIN)/cs-course grade $(WORKSPACE) $(ASSIGNMENT) -j $(JOBS)
+
+feedback: setup need-workspace
+	$(BIN)/cs-course feedback $(WORKSPACE) $(ASSIGNMENT)
+
+report: setup need-workspace
+	$(BIN)/cs-course report $(WORKSPACE) $(ASSIGNMENT)
+
+bundle: setup               ## the student-facing copy of the course, scanned for leaks
+	$(BIN)/cs-course bundle $(BUNDLE) --force
+
+grade-demo: setup           ## collect, grade, feedback and report on sample submissions; print the gradebook
+	$(BIN)/cs-course demo $(DEMO_WORKSPACE) -j $(JOBS)
+
 # Run every lecture notebook top to bottom (prints each one's execution time), and strip
 # outputs from the lecture notebooks before committing them.
 .PHONY: lectures strip-lectures

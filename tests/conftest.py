@@ -41,3 +41,133 @@ def torch_grads(fn, inputs, dout):
     out = fn(*tensors)
     out.backward(torch.tensor(np.asarray(dout, dtype=np.float64)))
     return out.detach().numpy(), [t.grad.numpy() for t in tensors]
+
+
+# ----------------------------------------------------------------------------
+# nbgrader pipeline fixtures (issue 3: tests/test_pipeline*.py, test_release*.py,
+# test_collect*.py). A class of sample submissions is made from the released
+# notebook, collected from a zip and graded once per session with real nbgrader.
+# ----------------------------------------------------------------------------
+
+import json as _json
+import os as _os
+import subprocess as _subprocess
+import sys as _sys
+import zipfile as _zipfile
+from pathlib import Path as _Path
+from types import SimpleNamespace as _Namespace
+
+COURSE_ROOT = _Path(__file__).resolve().parents[1]
+A1 = "a1_convolution"
+A1_NOTEBOOK = "convolution.ipynb"
+
+# Answer cells of the sample submissions that are not the solution.
+A1_PARTIAL_ANSWERS = {
+    # forgets to flip the kernel: convolve1d is a cross-correlation
+    "q2_convolve1d-answer": "def convolve1d(x, w):\n    return corr1d(x, w)\n",
+    # forgets the biases in the parameter count
+    "q5_sizes-answer": (
+        "size_7x7_stride1 = 5\nsize_7x7_stride2 = 3\nstride3_fits = False\nsize_7x7_pad1 = 7\n"
+        "volume_32x32x3_ten_5x5 = (32, 32, 10)\nparams_ten_5x5 = 10 * 5 * 5 * 3\n"
+        "size_alexnet_conv1 = 55\nparams_alexnet_conv1 = 96 * (11 * 11 * 3 + 1)\n"
+    ),
+    # forgets the sharpen kernel (its entries add up to 1 as well)
+    "q10_flat-answer": 'FLAT_UNCHANGED = {"identity", "box_blur", "gaussian_blur"}\n',
+}
+# A correct answer that prints a UserWarning to stderr while the tests run: nbgrader
+# scores any cell with stderr output 0 unless IgnorePattern drops it (nbgrader_config.py).
+A1_WARNING_ANSWERS = {
+    "q1_corr1d-answer": (
+        "import warnings\n\n"
+        "def corr1d(x, w):\n"
+        "    warnings.warn('corr1d: this loop is slow', UserWarning)\n"
+        "    x = np.asarray(x, dtype=float)\n"
+        "    w = np.asarray(w, dtype=float)\n"
+        "    if len(w) > len(x):\n"
+        "        raise ValueError('the filter is longer than the input')\n"
+        "    return np.array([np.dot(x[i:i + len(w)], w) for i in range(len(x) - len(w) + 1)])\n"
+    ),
+}
+A1_REFERENCE_ANSWERS = {
+    # numerically right, but by calling the reference
+    "q1_corr1d-answer": (
+        "def corr1d(x, w):\n"
+        "    x = np.asarray(x, dtype=float)\n"
+        "    w = np.asarray(w, dtype=float)\n"
+        "    if len(w) > len(x):\n"
+        "        raise ValueError('the filter is longer than the input')\n"
+        "    return np.convolve(x, w[::-1], mode='valid')\n"
+    ),
+}
+
+
+def a1_points() -> dict:
+    """grade_id -> points of every test cell, read from the source notebook's metadata."""
+    nb = _json.loads((COURSE_ROOT / "solutions" / A1 / A1_NOTEBOOK).read_text())
+    points = {}
+    for cell in nb["cells"]:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if meta.get("grade"):
+            points[meta["grade_id"]] = float(meta["points"])
+    return points
+
+
+def a1_expected_grades() -> dict:
+    """student -> {grade_id: expected points}, worked out from what each sample gets wrong."""
+    full = a1_points()
+    zero = dict.fromkeys(full, 0.0)
+    partial = dict(full)
+    partial.update({
+        "q2_convolve1d-visible": 0.0,  # convolve1d([1, 2, 3], [1, 10]) gives [21, 32], not [12, 23]
+        "q2_convolve1d-hidden": 0.0,
+        "q3_sensor-hidden": 0.0,  # convolve1d(X_SENSOR, W_FOR_CONVOLVE) no longer matches the formula
+        "q5_sizes-hidden": full["q5_sizes-hidden"] * 7 / 8,  # 7 of 8 short answers right
+        "q10_flat-hidden": round(full["q10_flat-hidden"] * 6 / 7, 6),  # 6 of 7 kernels classified right
+    })
+    reference = dict(full)
+    # corr1d calls np.convolve; convolve1d and smooth_positions call corr1d: all three lose their points
+    for question in ("q1_corr1d", "q2_convolve1d", "q3_sensor"):
+        reference[f"{question}-visible"] = 0.0
+        reference[f"{question}-hidden"] = 0.0
+    return {"solution": full, "untouched": zero, "partial": partial, "reference": reference, "warning": dict(full)}
+
+
+@pytest.fixture(scope="session")
+def a1_class(tmp_path_factory):
+    """Sample submissions collected from a zip and graded by `cs-course grade -j 2`.
+
+    Students: solution, untouched (the release as handed out), partial, reference
+    (calls np.convolve), warning (right, but warns on stderr), and broken (a file
+    that is not a notebook, placed directly in submitted/ as if it had slipped past collect).
+    """
+    import nbformat
+
+    from cs_utils.course import collect, fill_release
+
+    workspace = tmp_path_factory.mktemp("a1_workspace")
+    release_nb = COURSE_ROOT / "assignments" / A1 / A1_NOTEBOOK
+    source_nb = COURSE_ROOT / "solutions" / A1 / A1_NOTEBOOK
+    inbox = workspace.parent / "a1_inbox.zip"
+    with _zipfile.ZipFile(inbox, "w") as zf:
+        submissions = {
+            "solution": nbformat.writes(fill_release(release_nb, source_nb)),
+            "untouched": release_nb.read_text(),
+            "partial": nbformat.writes(fill_release(release_nb, source_nb, answers=A1_PARTIAL_ANSWERS)),
+            "reference": nbformat.writes(fill_release(release_nb, source_nb, answers=A1_REFERENCE_ANSWERS)),
+            "warning": nbformat.writes(fill_release(release_nb, source_nb, answers=A1_WARNING_ANSWERS)),
+        }
+        for student, text in submissions.items():
+            zf.writestr(f"{student}/{A1}/{A1_NOTEBOOK}", text)
+    collected = collect(workspace, inbox, course=COURSE_ROOT)
+    broken = workspace / "submitted" / "broken" / A1
+    broken.mkdir(parents=True)
+    (broken / A1_NOTEBOOK).write_text("{ this is not a notebook")
+    env = dict(_os.environ, PATH=str(_Path(_sys.executable).parent) + _os.pathsep + _os.environ.get("PATH", ""))
+    # the console script that pyproject.toml declares, installed next to this interpreter
+    cli = [str(_Path(_sys.executable).parent / "cs-course"), "--course", str(COURSE_ROOT)]
+    started = __import__("time").perf_counter()
+    graded = _subprocess.run(cli + ["grade", str(workspace), A1, "-j", "2", "--no-progress"],
+                             capture_output=True, text=True, env=env, timeout=900)
+    seconds = __import__("time").perf_counter() - started
+    return _Namespace(workspace=workspace, collected=collected, grade_run=graded, grade_seconds=seconds,
+                      cli=cli, env=env, expected=a1_expected_grades())
