@@ -247,3 +247,29 @@ def grade_sample_class(workspace: _Path, assignment: str, submissions: dict, *, 
     print(f"autograde {assignment}: {len(results)} submissions in {seconds:.1f} s with -j {jobs}")
     return _Namespace(workspace=workspace, collected=collected, results={r.student: r for r in results},
                       grades=grades, seconds=seconds)
+
+
+def hidden_test_lines(assignment: str, min_length: int = 26) -> set:
+    """Distinctive lines of code inside the hidden-test regions of an assignment's source
+    notebook that appear nowhere outside them (those are what feedback must not show)."""
+    nb = _json.loads(assignment_notebooks(assignment)[0].read_text())
+    hidden, public = set(), set()
+    for cell in nb["cells"]:
+        inside = False
+        for line in "".join(cell["source"]).splitlines():
+            if "BEGIN HIDDEN TESTS" in line:
+                inside = True
+            elif "END HIDDEN TESTS" in line:
+                inside = False
+            elif len(line.strip()) >= min_length:
+                (hidden if inside else public).add(line.strip())
+    return {line for line in hidden - public if not any(line in p for p in public)}
+
+
+def feedback_pages(workspace: _Path, assignment: str) -> dict:
+    """student -> text of the HTML feedback that `cs-course feedback` writes for a graded class."""
+    import html
+
+    from cs_utils.course import feedback
+
+    return {p.parts[-3]: html.unescape(p.read_text()) for p in feedback(workspace, assignment, course=COURSE_ROOT)}

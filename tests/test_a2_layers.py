@@ -16,8 +16,8 @@ import nbformat
 import numpy as np
 import pytest
 
-from conftest import (COURSE_ROOT, assignment_notebooks, assignment_points, grade_sample_class,
-                      mutated_solution, solution_code)
+from conftest import (COURSE_ROOT, assignment_notebooks, assignment_points, feedback_pages, grade_sample_class,
+                      hidden_test_lines, mutated_solution, solution_code)
 from cs_utils.course import scan_for_leaks
 
 A2 = "a2_layers"
@@ -143,3 +143,16 @@ def test_the_paper_im2col_answer_follows_the_cs_utils_contract():
              if c.source.startswith("X_TINY = ")]
     assert len(given) == 1 and given[0].startswith("X_TINY = np.arange(1, 25, dtype=float).reshape(2, 2, 2, 3)")
     np.testing.assert_array_equal(namespace["COLS"], im2col(x_tiny, 2, 2))
+
+
+def test_feedback_explains_but_shows_no_hidden_test_code(a2_class):
+    pages = feedback_pages(a2_class.workspace, A2)
+    assert sorted(pages) == sorted(a2_class.grades)
+    hidden = hidden_test_lines(A2)
+    assert len(hidden) > 40
+    for student, text in pages.items():
+        assert [line for line in hidden if line in text] == [], student
+        assert "BEGIN HIDDEN TESTS" not in text and "BEGIN SOLUTION" not in text
+    assert "not implemented yet" in pages["untouched"]
+    assert "conv_forward called torch" in pages["torch_conv_forward"]
+    assert "dx (stride=2, pad=1)" in pages["wrong_conv_backward"]

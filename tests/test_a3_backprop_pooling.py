@@ -17,8 +17,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import (COURSE_ROOT, assignment_notebooks, assignment_points, grade_sample_class,
-                      mutated_solution, solution_code)
+from conftest import (COURSE_ROOT, assignment_notebooks, assignment_points, feedback_pages, grade_sample_class,
+                      hidden_test_lines, mutated_solution, solution_code)
 from cs_utils.course import scan_for_leaks
 
 A3 = "a3_backprop_pooling"
@@ -169,3 +169,16 @@ def test_the_tie_rule_the_notebook_grades_is_torchs_and_cs_utils():
     expected = [[[[0., 10.], [0., 0.]]]]
     np.testing.assert_array_equal(t.grad.numpy(), expected)
     np.testing.assert_array_equal(max_pool_backward(np.full((1, 1, 1, 1), 10.0), cache), expected)
+
+
+def test_feedback_explains_but_shows_no_hidden_test_code(a3_class):
+    pages = feedback_pages(a3_class.workspace, A3)
+    assert sorted(pages) == sorted(a3_class.grades)
+    hidden = hidden_test_lines(A3)
+    assert len(hidden) > 40
+    for student, text in pages.items():
+        assert [line for line in hidden if line in text] == [], student
+        assert "BEGIN HIDDEN TESTS" not in text and "BEGIN SOLUTION" not in text
+    assert "not implemented yet" in pages["untouched"]
+    assert "global_avg_pool_forward called torch" in pages["two_faults"]
+    assert "expected 10, got 0" in pages["last_max_on_ties"] and "expected 10, got 0" not in pages["solution"]
