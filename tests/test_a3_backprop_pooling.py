@@ -127,7 +127,7 @@ def test_release_hides_solutions_and_hand_answers():
     release = assignment_notebooks(A3)[1]
     assert scan_for_leaks([release.parent], course=COURSE_ROOT) == []
     text = release.read_text()
-    for secret in ("BEGIN SOLUTION", "HIDDEN TESTS", "HAND_GRAD_S1 = [[0, 0, 0, 0],", "[0, 4, 0, 1]",
+    for secret in ("BEGIN SOLUTION", "HIDDEN TESTS", "[0, 12, 0, 3]", "[0.5, 0, 0, 3]",
                    'SPARSE_STATEMENTS = {"A": True', "FRACTION_MAX = 0.25", "np.add.at(dx",
                    "w_rot = w[:, :, ::-1, ::-1]", "conv_transpose2d", "_fitting"):
         assert secret not in text, secret
@@ -148,14 +148,14 @@ def test_the_hand_answers_are_the_lecture_example_worked_by_torch():
                       dtype=torch.float64)[None, None]
     hand = _hand_answers()
     assert hand["HAND_POOL_S2"] == [[8, 4], [7, 5]]
-    for stride, dout in [(2, [[1., 2.], [3., 4.]]), (1, np.ones((3, 3)))]:
+    for stride, dout in [(2, [[-1., 2.], [0.5, 3.]]), (1, np.arange(1., 10.).reshape(3, 3))]:
         t = x4.clone().requires_grad_()
         out = F.max_pool2d(t, 2, stride)
         out.backward(torch.tensor(np.asarray(dout))[None, None])
         np.testing.assert_array_equal(hand[f"HAND_POOL_S{stride}"], out[0, 0].detach().numpy())
         np.testing.assert_array_equal(hand[f"HAND_GRAD_S{stride}"], t.grad[0, 0].numpy())
-    # overlapping windows add up: the 8 is the maximum of four windows
-    assert hand["HAND_GRAD_S1"][1][1] == 4
+    # overlapping windows add up: the 8 is the maximum of four windows, it collects 1 + 2 + 4 + 5
+    assert hand["HAND_GRAD_S1"][1][1] == 12
 
 
 def test_the_tie_rule_the_notebook_grades_is_torchs_and_cs_utils():
