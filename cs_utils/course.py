@@ -79,6 +79,7 @@ _REGION_BEGIN = re.compile(r"^\s*(#+|<!--)?\s*(=+\s*)?BEGIN\s+(SOLUTION|HIDDEN\s
 _REGION_END = re.compile(r"^\s*(#+|<!--)?\s*(=+\s*)?END\s+(SOLUTION|HIDDEN\s+TESTS|MARK\s+SCHEME)", re.IGNORECASE)
 _ANSI_RE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # colours in tracebacks split the code they quote
 _MIN_LEAK_LINE = 12  # shorter lines of solution code ("return out") are too common to count as a leak
+_MAX_NOTEBOOK_BYTES = 50 * 2**20  # nbgrader's own copy limit is 100 MB per folder
 _STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$")
 # Notebook-level metadata that differs between machines and runs, ignored when
 # checking that assignments/ is in sync with solutions/.
@@ -359,12 +360,17 @@ def release(
 
 @dataclasses.dataclass
 class CollectReport:
+    """What ``collect`` did: the notebooks it placed, the entries it could not place
+    (``problems``) and the placed ones that need a look (``warnings``)."""
+
     placed: list[tuple[str, str, str]] = dataclasses.field(default_factory=list)  # (student, assignment, file)
-    problems: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # (entry, why)
+    problems: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # (entry, why not placed)
+    warnings: list[tuple[str, str]] = dataclasses.field(default_factory=list)  # (entry, what to check)
 
     def __str__(self) -> str:
         lines = [f"placed {len(self.placed)} notebook(s) from {len({s for s, _, _ in self.placed})} student(s)"]
         lines += [f"  NOT PLACED {entry}: {why}" for entry, why in self.problems]
+        lines += [f"  CHECK {entry}: {why}" for entry, why in self.warnings]
         return "\n".join(lines)
 
 
@@ -435,6 +441,10 @@ def collect(
             if not filename.endswith(".ipynb"):
                 report.problems.append((name, "not a notebook (.ipynb)"))
                 continue
+            size = handle.stat().st_size if isinstance(handle, Path) else handle.file_size
+            if size > _MAX_NOTEBOOK_BYTES:
+                report.problems.append((name, f"too large for a notebook ({size / 2**20:.0f} MiB)"))
+                continue
             data = handle.read_bytes() if isinstance(handle, Path) else archive.read(handle)
             try:
                 nbformat.reads(data.decode("utf-8"), as_version=4)
@@ -447,13 +457,13 @@ def collect(
             (dest / filename).write_bytes(data)
             if isinstance(handle, Path):
                 stamp = time.gmtime(handle.stat().st_mtime)
-            else:
+            else:  # zip entries carry a local time without a zone; close enough to order resubmissions
                 stamp = time.struct_time(tuple(handle.date_time) + (0, 1, -1))
             current = time.strftime("%Y-%m-%d %H:%M:%S.000000 UTC", stamp)
             timestamps[(student, assignment)] = max(current, timestamps.get((student, assignment), current))
             report.placed.append((student, assignment, filename))
             if filename not in known[assignment]:
-                report.problems.append(
+                report.warnings.append(
                     (name, f"placed, but {assignment} has no notebook {filename!r} "
                            f"(expected {', '.join(sorted(known[assignment]))}); nbgrader will not grade it")
                 )
@@ -626,12 +636,16 @@ def grade(
     students: Sequence[str] | None = None,
     course: str | os.PathLike | None = None,
     progress: bool = True,
+    executor: cf.Executor | None = None,
 ) -> list[GradeResult]:
     """Autograde every submission in ``workspace`` (``jobs`` at a time, each in its own process).
 
     A submission whose autograded copy is up to date is skipped unless
-    ``force``. A submission that fails is reported in its result and never
-    stops the others.
+    ``force``, so an interrupted run picks up where it stopped. A submission
+    that fails is reported in its result and never stops the others.
+    ``executor`` (any :class:`concurrent.futures.Executor`, e.g. a Dask
+    client's ``get_executor()``) replaces the local process pool; its workers
+    must see the same workspace and course paths.
     """
     from tqdm import tqdm
 
@@ -651,13 +665,13 @@ def grade(
         if not todo:
             continue
         bar = tqdm(total=len(todo), desc=f"grading {name}", unit="submission", disable=not progress, file=sys.stderr)
-        if jobs <= 1:
+        if executor is None and jobs <= 1:
             for student in todo:
                 results.append(_autograde_one(str(workspace), str(course), name, student))
                 bar.update()
         else:
-            context = multiprocessing.get_context("spawn")
-            with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
+            pool = executor or cf.ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"))
+            try:
                 futures = {pool.submit(_autograde_one, str(workspace), str(course), name, s): s for s in todo}
                 for future in cf.as_completed(futures):
                     try:
@@ -665,6 +679,9 @@ def grade(
                     except Exception as exc:  # the worker process itself died
                         results.append(GradeResult(futures[future], name, False, error=f"worker died: {exc}"))
                     bar.update()
+            finally:
+                if executor is None:
+                    pool.shutdown()
         bar.close()
     return sorted(results, key=lambda r: (r.assignment, r.student))
 
@@ -1071,7 +1088,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "collect":
             result = collect(args.workspace, args.source, course=course)
             print(result)
-            return 1 if any(not why.startswith("placed") for _, why in result.problems) else 0
+            return 1 if result.problems else 0
         if args.command == "grade":
             started = time.perf_counter()
             results = grade(args.workspace, args.assignment, jobs=args.jobs, force=args.force,

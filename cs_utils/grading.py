@@ -16,6 +16,15 @@ index, expected vs got, both shapes) and what to look at.
 Every helper here is a plain function of its arguments so that the grader can
 later re-import this module fresh, or run the comparison outside the
 student's kernel, without changing the notebooks.
+
+What this module guards against, and what it does not (yet): the reference
+guard catches an answer that *runs* a reference (however it got hold of it,
+in any thread it starts, even if it swallows the error) and an answer that
+removes the monitor. It runs inside the student's kernel, so code that the
+student executed earlier in the notebook can still replace these helpers or
+NumPy's comparison functions; hardening that (fresh imports, checks computed
+outside the kernel, an isolated grading kernel) is the grading-robustness
+issue's job, and the notebooks will not need to change for it.
 """
 
 from __future__ import annotations
@@ -99,6 +108,39 @@ def _describe(obj: Any) -> str:
     return f"{module}.{name}" if module else str(name)
 
 
+_PATHS: dict[str, str | None] = {}  # module name -> path prefix, found once per process
+
+
+def _locate(name: str) -> str | None:
+    """The path prefix of module ``name``: its package directory or its file without extension.
+
+    Never imports it: a parent that is not imported yet is found with
+    ``importlib.util.find_spec`` (which imports nothing for a top-level name).
+    """
+    import importlib.util
+
+    module = sys.modules.get(name)
+    if module is not None:
+        return _package_path(module)
+    parent, _, child = name.rpartition(".")
+    if parent:
+        base = _locate(parent)
+        if not base or not base.endswith(os.sep):
+            return None
+        candidate = os.path.join(base, child)
+        return candidate + os.sep if os.path.isdir(candidate) else candidate
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.origin or spec.origin in ("built-in", "frozen"):
+        return None
+    origin = os.path.realpath(spec.origin)
+    if spec.submodule_search_locations:
+        return os.path.dirname(origin) + os.sep
+    return os.path.splitext(origin)[0]
+
+
 class ReferenceGuard:
     """Context manager: while it is active, running a reference implementation is recorded
     and, on exit, reported as :class:`ReferenceUsedError`.
@@ -133,27 +175,12 @@ class ReferenceGuard:
         self.blocked_numpy = tuple(blocked_numpy)
         self.used: list[str] = []
         self._keys: set[str] = set()
-        self._active = False
 
     # The set-up is done on entry, not in __init__, so that it sees the
     # modules imported by then (a package imported later is caught by its path).
     def _collect(self) -> None:
-        prefixes = []
-        for name in self.blocked_modules:
-            module = sys.modules.get(name)
-            path = _package_path(module) if module is not None else None
-            if path is None:
-                path = self._find_path(name)
-            if path:
-                prefixes.append(path)
-        self._path_prefixes = tuple(prefixes)
-        exempt = []
-        for name in self.exempt_modules:
-            module = sys.modules.get(name)
-            path = _package_path(module) if module is not None else self._find_path(name)
-            if path:
-                exempt.append(path)
-        self._exempt_paths = tuple(exempt)
+        self._path_prefixes = tuple(p for p in map(self._find_path, self.blocked_modules) if p)
+        self._exempt_paths = tuple(p for p in map(self._find_path, self.exempt_modules) if p)
         self._exempt_prefixes = tuple(self.exempt_modules) + tuple(m + "." for m in self.exempt_modules)
         self._module_prefixes = tuple(m + "." for m in self.blocked_modules)
         self._codes: dict[types.CodeType, str] = {}
@@ -176,19 +203,10 @@ class ReferenceGuard:
 
     @staticmethod
     def _find_path(name: str) -> str | None:
-        """Where a not-yet-imported blocked module would be loaded from (without importing it)."""
-        import importlib.util
-
-        try:
-            spec = importlib.util.find_spec(name)
-        except (ImportError, ValueError):
-            return None
-        if spec is None or not spec.origin or spec.origin in ("built-in", "frozen"):
-            return None
-        origin = os.path.realpath(spec.origin)
-        if spec.submodule_search_locations:
-            return os.path.dirname(origin) + os.sep
-        return os.path.splitext(origin)[0]
+        """Where a module is (or would be) loaded from, without importing it; cached."""
+        if name not in _PATHS:
+            _PATHS[name] = _locate(name)
+        return _PATHS[name]
 
     def _record(self, key: str, detail: str) -> None:
         """Remember one use per blocked package or function (``key``), with the first detail seen."""
@@ -241,8 +259,8 @@ class ReferenceGuard:
         self.used = []
         self._keys: set[str] = set()
         self._previous = sys.getprofile()
-        self._previous_threading = getattr(threading, "_profile_hook", None)
-        self._active = True
+        getprofile = getattr(threading, "getprofile", None)  # Python >= 3.12
+        self._previous_threading = getprofile() if getprofile else getattr(threading, "_profile_hook", None)
         self._installed = self._hook  # one bound-method object, compared by identity on exit
         threading.setprofile(self._installed)
         sys.setprofile(self._installed)
@@ -252,7 +270,6 @@ class ReferenceGuard:
         tampered = sys.getprofile() is not self._installed
         sys.setprofile(self._previous)
         threading.setprofile(self._previous_threading)
-        self._active = False
         if self.used:
             raise ReferenceUsedError(self.message()) from None
         if tampered:

@@ -74,6 +74,20 @@ A1_PARTIAL_ANSWERS = {
     # forgets the sharpen kernel (its entries add up to 1 as well)
     "q10_flat-answer": 'FLAT_UNCHANGED = {"identity", "box_blur", "gaussian_blur"}\n',
 }
+# A correct answer that prints a UserWarning to stderr while the tests run: nbgrader
+# scores any cell with stderr output 0 unless IgnorePattern drops it (nbgrader_config.py).
+A1_WARNING_ANSWERS = {
+    "q1_corr1d-answer": (
+        "import warnings\n\n"
+        "def corr1d(x, w):\n"
+        "    warnings.warn('corr1d: this loop is slow', UserWarning)\n"
+        "    x = np.asarray(x, dtype=float)\n"
+        "    w = np.asarray(w, dtype=float)\n"
+        "    if len(w) > len(x):\n"
+        "        raise ValueError('the filter is longer than the input')\n"
+        "    return np.array([np.dot(x[i:i + len(w)], w) for i in range(len(x) - len(w) + 1)])\n"
+    ),
+}
 A1_REFERENCE_ANSWERS = {
     # numerically right, but by calling the reference
     "q1_corr1d-answer": (
@@ -115,7 +129,7 @@ def a1_expected_grades() -> dict:
     for question in ("q1_corr1d", "q2_convolve1d", "q3_sensor"):
         reference[f"{question}-visible"] = 0.0
         reference[f"{question}-hidden"] = 0.0
-    return {"solution": full, "untouched": zero, "partial": partial, "reference": reference}
+    return {"solution": full, "untouched": zero, "partial": partial, "reference": reference, "warning": dict(full)}
 
 
 @pytest.fixture(scope="session")
@@ -123,8 +137,8 @@ def a1_class(tmp_path_factory):
     """Sample submissions collected from a zip and graded by `cs-course grade -j 2`.
 
     Students: solution, untouched (the release as handed out), partial, reference
-    (calls np.convolve), and broken (a file that is not a notebook, placed
-    directly in submitted/ as if it had slipped past collect).
+    (calls np.convolve), warning (right, but warns on stderr), and broken (a file
+    that is not a notebook, placed directly in submitted/ as if it had slipped past collect).
     """
     import nbformat
 
@@ -140,6 +154,7 @@ def a1_class(tmp_path_factory):
             "untouched": release_nb.read_text(),
             "partial": nbformat.writes(fill_release(release_nb, source_nb, answers=A1_PARTIAL_ANSWERS)),
             "reference": nbformat.writes(fill_release(release_nb, source_nb, answers=A1_REFERENCE_ANSWERS)),
+            "warning": nbformat.writes(fill_release(release_nb, source_nb, answers=A1_WARNING_ANSWERS)),
         }
         for student, text in submissions.items():
             zf.writestr(f"{student}/{A1}/{A1_NOTEBOOK}", text)

@@ -69,7 +69,7 @@ def test_points_add_up_to_100_with_visible_and_hidden_tests():
 
 
 def test_class_is_collected_and_the_batch_survives_a_broken_submission(a1_class):
-    assert sorted(s for s, _, _ in a1_class.collected.placed) == ["partial", "reference", "solution", "untouched"]
+    assert sorted(s for s, _, _ in a1_class.collected.placed) == sorted(a1_class.expected)
     assert a1_class.collected.problems == []
     run = a1_class.grade_run
     # the broken submission fails (exit status 1), and is reported with its reason...
@@ -80,10 +80,10 @@ def test_class_is_collected_and_the_batch_survives_a_broken_submission(a1_class)
     for student in a1_class.expected:
         line = next(line for line in run.stdout.splitlines() if line.startswith(student + " "))
         assert "graded" in line, line
-    assert "4 graded, 0 up to date, 1 failed" in run.stdout
+    assert f"{len(a1_class.expected)} graded, 0 up to date, 1 failed" in run.stdout
 
 
-@pytest.mark.parametrize("student", ["solution", "untouched", "partial", "reference"])
+@pytest.mark.parametrize("student", ["solution", "untouched", "partial", "reference", "warning"])
 def test_scores_in_the_gradebook(a1_class, student):
     expected = a1_class.expected[student]
     grades, score, max_score = _gradebook_grades(a1_class.workspace, student)
@@ -98,6 +98,22 @@ def test_headline_scores(a1_class):
     assert totals["untouched"] == 0
     assert totals["reference"] == 70  # q1-q3 (30 points) depend on the corr1d that calls np.convolve
     assert totals["partial"] == pytest.approx(100 - 10 - 6 - 1 - 6 / 7, abs=1e-4)
+    assert totals["warning"] == 100  # the UserWarning on stderr costs nothing
+
+
+def test_the_warning_answer_really_warns():
+    # without this, the "warning" student would prove nothing about IgnorePattern
+    import warnings
+
+    from conftest import A1_WARNING_ANSWERS
+
+    namespace = {"np": __import__("numpy")}
+    exec(A1_WARNING_ANSWERS["q1_corr1d-answer"], namespace)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out = namespace["corr1d"]([1.0, 2.0, 3.0], [1.0, 10.0])
+    assert list(out) == [21.0, 32.0]
+    assert [w.category for w in caught] == [UserWarning]
 
 
 def test_reference_use_is_reported_to_the_student(a1_class):
