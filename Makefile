@@ -122,3 +122,12 @@ bundle: setup               ## the student-facing copy of the course, scanned fo
 
 grade-demo: setup           ## collect, grade, feedback and report on sample submissions; print the gradebook
 	$(BIN)/cs-course demo $(DEMO_WORKSPACE) -j $(JOBS)
+
+# Run every lecture notebook top to bottom (prints each one's execution time), and strip
+# outputs from the lecture notebooks before committing them.
+.PHONY: lectures strip-lectures
+lectures: setup
+	$(BIN)/python -m pytest -q -s tests/test_lectures.py
+
+strip-lectures: $(STAMP)
+	$(BIN)/python -m nbstripout --keep-id lectures/*.ipynb

@@ -28,6 +28,10 @@ c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 # scores 0; the rest of the notebook still runs.
 c.Execute.timeout = 60
 c.Execute.interrupt_on_timeout = True
+# The grading kernel's own log: ipykernel warns on every start that it listens on
+# localhost TCP (its messages are still signed with the connection key); one such
+# line per submission buries the grading report, so only its errors are shown.
+c.Execute.extra_arguments = ["--IPKernelApp.log_level=ERROR"]
 # nbgrader scores a test cell 0 when anything reaches stderr. Library warnings
 # (a NumPy RuntimeWarning, a torch UserWarning) must not cost a correct answer
 # its points, so stderr output that is a Python warning is dropped before scoring.

@@ -79,6 +79,7 @@ _REGION_BEGIN = re.compile(r"^\s*(#+|<!--)?\s*(=+\s*)?BEGIN\s+(SOLUTION|HIDDEN\s
 _REGION_END = re.compile(r"^\s*(#+|<!--)?\s*(=+\s*)?END\s+(SOLUTION|HIDDEN\s+TESTS|MARK\s+SCHEME)", re.IGNORECASE)
 _ANSI_RE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # colours in tracebacks split the code they quote
 _MIN_LEAK_LINE = 12  # shorter lines of solution code ("return out") are too common to count as a leak
+_IMPORT_RE = re.compile(r"^(import\s+[\w.]+(\s+as\s+\w+)?|from\s+[\w.]+\s+import\s+[\w., ()]+)$")
 _MAX_NOTEBOOK_BYTES = 50 * 2**20  # nbgrader's own copy limit is 100 MB per folder
 _STUDENT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$")
 # Notebook-level metadata that differs between machines and runs, ignored when
@@ -208,9 +209,13 @@ def _cell_source(cell: dict) -> str:
     return "".join(source) if isinstance(source, list) else str(source)
 
 
-def _hidden_lines(source_notebooks: Iterable[Path]) -> set[str]:
-    """Distinctive lines inside solution, hidden-test and mark-scheme regions of the source notebooks,
-    minus lines that also occur, whole or as part of a line, outside those regions (they are public)."""
+def _hidden_lines(source_notebooks: Iterable[Path], public_notebooks: Iterable[Path] = ()) -> set[str]:
+    """Distinctive lines inside solution, hidden-test and mark-scheme regions of the source notebooks.
+
+    Left out, because they are no secret: lines that also occur, whole or as
+    part of a line, outside those regions or in a public notebook (a lecture);
+    import statements; lines shorter than a dozen characters (``return out``).
+    """
     inside: set[str] = set()
     outside: set[str] = set()
     for path in source_notebooks:
@@ -229,8 +234,17 @@ def _hidden_lines(source_notebooks: Iterable[Path]) -> set[str]:
             nbg = cell.get("metadata", {}).get("nbgrader", {})
             if cell.get("cell_type") == "markdown" and nbg.get("solution"):
                 inside.update(line.strip() for line in _cell_source(cell).splitlines())
-    candidates = {line for line in inside - outside if len(line) >= _MIN_LEAK_LINE}
-    # a hidden line that is part of a public line (shared by a visible test) is no secret either
+    for path in public_notebooks:
+        try:
+            cells = _read_notebook_json(path).get("cells", [])
+        except (OSError, ValueError):
+            continue
+        for cell in cells:
+            outside.update(line.strip() for line in _cell_source(cell).splitlines())
+    candidates = {
+        line for line in inside - outside
+        if len(line) >= _MIN_LEAK_LINE and not _IMPORT_RE.match(line)
+    }
     return {line for line in candidates if not any(line in public for public in outside)}
 
 
@@ -239,11 +253,12 @@ def scan_for_leaks(paths: Iterable[str | os.PathLike], *, course: Path | None = 
 
     In every notebook (sources and outputs): nbgrader region markers (BEGIN/END
     SOLUTION, HIDDEN TESTS, MARK SCHEME) and any distinctive line of solution
-    or hidden-test code from the course's ``solutions/``. In every other text
-    file: the markers. Unreadable notebooks are reported too.
+    or hidden-test code from the course's ``solutions/`` (see ``_hidden_lines``:
+    lines the lectures show are public). In every other text file: the markers.
+    Unreadable notebooks are reported too.
     """
     course = find_course_root(course)
-    hidden = _hidden_lines(sorted((course / SOURCE).glob("*/*.ipynb")))
+    hidden = _hidden_lines(sorted((course / SOURCE).glob("*/*.ipynb")), sorted((course / "lectures").glob("**/*.ipynb")))
     leaks: list[Leak] = []
     files: list[Path] = []
     for base in map(Path, paths):

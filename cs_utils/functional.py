@@ -326,6 +326,8 @@ def affine_forward(x, w, b):
     check_same_kind(x=x, w=w, b=b)
     if x.ndim < 2:
         raise ValueError(f"x must have shape (N, d1, ..., dk) with a batch axis first; got shape {tuple(x.shape)}")
+    if 0 in tuple(x.shape):
+        raise ValueError(f"x must not be empty: expected shape (N, d1, ..., dk) with every size >= 1; got {tuple(x.shape)}")
     check_ndim("w", w, 2, "(D, M)")
     check_ndim("b", b, 1, "(M,)")
     for name, a in (("x", x), ("w", w), ("b", b)):
@@ -388,6 +390,7 @@ def softmax_loss(scores, y):
     if is_tensor(scores):
         import torch
 
+        scores = scores.detach()  # a loss value and its gradient, not a node of an autograd graph
         shifted = scores - scores.amax(dim=1, keepdim=True)
         log_probs = shifted - torch.logsumexp(shifted, dim=1, keepdim=True)
         rows = torch.arange(n, device=scores.device)

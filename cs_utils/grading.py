@@ -16,6 +16,15 @@ index, expected vs got, both shapes) and what to look at.
 Every helper here is a plain function of its arguments so that the grader can
 later re-import this module fresh, or run the comparison outside the
 student's kernel, without changing the notebooks.
+
+What this module guards against, and what it does not (yet): the reference
+guard catches an answer that *runs* a reference (however it got hold of it,
+in any thread it starts, even if it swallows the error) and an answer that
+removes the monitor. It runs inside the student's kernel, so code that the
+student executed earlier in the notebook can still replace these helpers or
+NumPy's comparison functions; hardening that (fresh imports, checks computed
+outside the kernel, an isolated grading kernel) is the grading-robustness
+issue's job, and the notebooks will not need to change for it.
 """
 
 from __future__ import annotations

@@ -148,3 +148,16 @@ def test_bundle_refuses_to_ship_a_leak(tmp_path):
     nbformat.write(leaky, course / "assignments" / A1 / A1_NOTEBOOK)  # a release with the answers in it
     with pytest.raises(CourseError, match="the student bundle leaks"):
         bundle(tmp_path / "student", course=course)
+
+
+def test_scan_does_not_flag_public_lines(tmp_path):
+    # imports and lines that the lectures show are no secret, even inside a hidden-test region
+    lines = ["import torch", "from cs_utils.grading import grade_answers", "import torch.nn.functional as _F"]
+    for lecture in sorted((COURSE_ROOT / "lectures").glob("*.ipynb"))[:1]:
+        code = [c for c in nbformat.read(lecture, as_version=4).cells if c.cell_type == "code" and c.source.strip()]
+        lines.append(code[0].source.splitlines()[0])
+
+    def edit(nb):
+        _cell(nb, "q1_corr1d-hidden").source = "\n".join(lines)
+
+    assert scan_for_leaks([_leaky(tmp_path, edit)], course=COURSE_ROOT) == []
