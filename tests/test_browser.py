@@ -181,6 +181,11 @@ class LabServer:
         if hasattr(os, "geteuid") and os.geteuid() == 0:
             cmd.append("--allow-root")
         self.state.mkdir(parents=True, exist_ok=True)
+        # One setting differs from `make lab`: every cell is laid out (no "contentVisibility"
+        # windowing), so cell heights do not change while the notebook is photographed in parts.
+        tracker = self.state / "config" / "lab" / "user-settings" / "@jupyterlab" / "notebook-extension"
+        tracker.mkdir(parents=True, exist_ok=True)
+        (tracker / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))
         log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(cmd, cwd=self.root, env=env, stdout=log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
@@ -433,6 +438,8 @@ def screenshot_notebook(page, panel, path: Path, max_height: int = 30000) -> Non
 
     outer = panel.locator(".jp-WindowedPanel-outer")
     total = min(outer.evaluate("e => e.scrollHeight"), max_height)
+    viewport = page.viewport_size
+    page.set_viewport_size({"width": viewport["width"], "height": min(total + 300, 6000)})  # fewer, larger shots
     shots, y = [], 0
     tmp = path.with_suffix(".part.png")
     while True:
@@ -444,13 +451,15 @@ def screenshot_notebook(page, panel, path: Path, max_height: int = 30000) -> Non
         shots.append((actual, Image.open(tmp).copy()))
         if actual + box["height"] >= total or y > actual:  # reached the end (or could not scroll further)
             break
-        y = actual + int(box["height"])
+        y = actual + int(box["height"]) - 40  # overlap: the next shot's top edge is not used
     tmp.unlink(missing_ok=True)
+    page.set_viewport_size(viewport)
     width = shots[0][1].width
     canvas = Image.new("RGB", (width, max(top + img.height for top, img in shots)), "white")
     for k, (top, img) in enumerate(shots):
-        # Once scrolled, JupyterLab draws a shadow along the top edge: keep the previous shot's pixels there.
-        cut = 0 if k == 0 else 6
+        # Once scrolled, JupyterLab draws a shadow along the top edge: the previous shot, which
+        # overlaps this one by 40 px, supplies those pixels.
+        cut = 0 if k == 0 else 20
         canvas.paste(img.crop((0, cut, img.width, img.height)), (0, top + cut))
     canvas = canvas.crop((0, 0, width, min(canvas.height, total)))
     from PIL import ImageOps
