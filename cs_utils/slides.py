@@ -223,18 +223,30 @@ Reveal.initialize({
   margin: 0.04,
   plugins: [RevealNotes]
 });
-// A slide taller than the canvas scrolls instead of being cut off.
-function cnnScrollTallSlides() {
-  var limit = {{ resources.deck.height }} * 0.95;
-  document.querySelectorAll('.reveal .slides section').forEach(function (s) {
-    if (s.querySelector('section') === null && s.scrollHeight > limit) {
-      s.style.height = limit + 'px';
-      s.style.overflowY = 'auto';
+// A slide taller than the canvas: shrink its figures (down to 240 px each) so that it fits, and
+// if that is not enough, let it scroll instead of being cut off. Measured when the slide shows.
+function cnnFit(slide) {
+  if (!slide || slide.dataset.cnnFitted) return;
+  slide.dataset.cnnFitted = '1';
+  var limit = {{ resources.deck.height }} * 0.96;
+  var imgs = Array.prototype.slice.call(slide.querySelectorAll('.jp-OutputArea-output img'));
+  Promise.all(imgs.map(function (img) { return img.decode().catch(function () {}); })).then(function () {
+    var over = slide.scrollHeight - limit;
+    if (over > 0 && imgs.length) {
+      imgs.forEach(function (img) {
+        img.style.maxHeight = Math.max(240, img.offsetHeight - over / imgs.length) + 'px';
+        img.style.width = 'auto';
+      });
     }
+    if (slide.scrollHeight > limit) {
+      slide.style.height = limit + 'px';
+      slide.style.overflowY = 'auto';
+    }
+    Reveal.layout();
   });
 }
-Reveal.on('ready', cnnScrollTallSlides);
-Reveal.on('slidechanged', cnnScrollTallSlides);
+Reveal.on('ready', function (event) { cnnFit(event.currentSlide); });
+Reveal.on('slidechanged', function (event) { cnnFit(event.currentSlide); });
 </script>
 {% endblock footer_js %}
 """

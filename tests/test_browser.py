@@ -181,6 +181,11 @@ class LabServer:
         if hasattr(os, "geteuid") and os.geteuid() == 0:
             cmd.append("--allow-root")
         self.state.mkdir(parents=True, exist_ok=True)
+        # One setting differs from `make lab`: every cell is laid out (no "contentVisibility"
+        # windowing), so cell heights do not change while the notebook is photographed in parts.
+        tracker = self.state / "config" / "lab" / "user-settings" / "@jupyterlab" / "notebook-extension"
+        tracker.mkdir(parents=True, exist_ok=True)
+        (tracker / "tracker.jupyterlab-settings").write_text(json.dumps({"windowingMode": "none"}))
         log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(cmd, cwd=self.root, env=env, stdout=log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
@@ -433,6 +438,8 @@ def screenshot_notebook(page, panel, path: Path, max_height: int = 30000) -> Non
 
     outer = panel.locator(".jp-WindowedPanel-outer")
     total = min(outer.evaluate("e => e.scrollHeight"), max_height)
+    viewport = page.viewport_size
+    page.set_viewport_size({"width": viewport["width"], "height": min(total + 300, 6000)})  # fewer, larger shots
     shots, y = [], 0
     tmp = path.with_suffix(".part.png")
     while True:
@@ -444,13 +451,15 @@ def screenshot_notebook(page, panel, path: Path, max_height: int = 30000) -> Non
         shots.append((actual, Image.open(tmp).copy()))
         if actual + box["height"] >= total or y > actual:  # reached the end (or could not scroll further)
             break
-        y = actual + int(box["height"])
+        y = actual + int(box["height"]) - 40  # overlap: the next shot's top edge is not used
     tmp.unlink(missing_ok=True)
+    page.set_viewport_size(viewport)
     width = shots[0][1].width
     canvas = Image.new("RGB", (width, max(top + img.height for top, img in shots)), "white")
     for k, (top, img) in enumerate(shots):
-        # Once scrolled, JupyterLab draws a shadow along the top edge: keep the previous shot's pixels there.
-        cut = 0 if k == 0 else 6
+        # Once scrolled, JupyterLab draws a shadow along the top edge: the previous shot, which
+        # overlaps this one by 40 px, supplies those pixels.
+        cut = 0 if k == 0 else 20
         canvas.paste(img.crop((0, cut, img.width, img.height)), (0, top + cut))
     canvas = canvas.crop((0, 0, width, min(canvas.height, total)))
     from PIL import ImageOps
@@ -715,6 +724,12 @@ _REVEAL_STATE_JS = """
 """
 
 
+# No CSS transition (reveal.js slides in, fades fragments) still running. CSS animations are
+# left out: the hint on reveal's arrows bounces forever.
+_SETTLED_JS = ("() => document.getAnimations()"
+               ".every(a => !(a instanceof CSSTransition) || a.playState !== 'running')")
+
+
 def step_through(page, frame, key_target, shots_prefix: str | None = None, limit: int = 500) -> list[dict]:
     """Press space until the deck ends; each press must change the slide or reveal a fragment."""
     states = [frame.evaluate(_REVEAL_STATE_JS)]
@@ -727,6 +742,7 @@ def step_through(page, frame, key_target, shots_prefix: str | None = None, limit
         )
         states.append(frame.evaluate(_REVEAL_STATE_JS))
         if shots_prefix and states[-1]["slide"] != prev["slide"]:
+            frame.wait_for_function(_SETTLED_JS)
             page.screenshot(path=str(_artifact(f"{shots_prefix}.slide{len(states) - 1:02d}.png")))
     return states
 
@@ -751,6 +767,7 @@ def test_rise_slideshow(page, lab, course, rel_path):
     # RISE opens on the slide of the active cell (the last one after Run All): Home goes to the start.
     rise.locator(".reveal .slides").press("Home")
     frame.wait_for_function(f"() => ({_REVEAL_STATE_JS})().slide === '0.0'")
+    frame.wait_for_function(_SETTLED_JS)
     page.screenshot(path=str(_artifact(f"{stem}.rise.slide00.png")))
 
     nb = nbformat.read(course / rel_path, as_version=4)
@@ -832,6 +849,7 @@ def test_deck_works_offline(browser, notebook, demo_deck_source, tmp_path):
         page.wait_for_function("() => window.Reveal && Reveal.isReady()", timeout=30_000)
         page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise", timeout=30_000)
         page.evaluate("() => MathJax.startup.promise")
+        page.wait_for_function(_SETTLED_JS)
         page.screenshot(path=str(_artifact(f"{notebook.stem}.deck.first.png")))
 
         nb = nbformat.read(notebook, as_version=4)
@@ -840,7 +858,13 @@ def test_deck_works_offline(browser, notebook, demo_deck_source, tmp_path):
         assert states[-1]["end"]
         assert len(states) - 1 == expected_reveal_steps(nb), (
             f"{deck.name}: {len(states) - 1} steps, the slide metadata says {expected_reveal_steps(nb)}")
+        page.wait_for_function(_SETTLED_JS)
         page.screenshot(path=str(_artifact(f"{notebook.stem}.deck.last.png")))
+        # For a person to look at: the first slide with typeset math and the first with a figure.
+        for what, selector in (("math", ".jp-MarkdownCell mjx-container"), ("figure", ".jp-OutputArea-output img")):
+            if page.evaluate(_GOTO_SLIDE_OF_JS, selector):
+                page.wait_for_function(_SETTLED_JS)
+                page.screenshot(path=str(_artifact(f"{notebook.stem}.deck.{what}.png")))
 
         cells = page.evaluate("""() => [...document.querySelectorAll('.jp-Cell.jp-MarkdownCell')].map(c => {
             const r = c.querySelector('.jp-RenderedMarkdown') || c;
@@ -886,6 +910,18 @@ def test_deck_works_offline(browser, notebook, demo_deck_source, tmp_path):
         assert not log.errors, f"{deck.name}: errors in the browser console: {log.errors}"
     finally:
         context.close()
+
+
+_GOTO_SLIDE_OF_JS = """
+selector => {
+  const el = document.querySelector('.reveal .slides ' + selector);
+  if (!el) return false;
+  const section = el.closest('section');
+  const i = Reveal.getIndices(section);
+  Reveal.slide(i.h, i.v, Reveal.availableFragments().next ? 99 : undefined);
+  return true;
+}
+"""
 
 
 def _has_math(markdown: str) -> bool:
