@@ -1,12 +1,31 @@
-"""The fast CPU layers: convolution as im2col + one matrix product, and pooling.
+"""The fast CPU layers: convolution as im2col + matrix products, and pooling.
 
 ``backend`` is "numpy" (stride tricks, no compiled code) or "cython" (the
-kernels in cs_utils._fastops). Both share the GEMM formulation:
+kernels in cs_utils._fastops). Both use the GEMM formulation of CS231n:
 
     forward:  out  = W @ cols + b          W = w.reshape(F, C*HH*WW)
     backward: dW   = dout @ cols.T         db = sum of dout
               dcols = W.T @ dout           dx = col2im(dcols)
+
+The "numpy" backend builds the whole column matrix at once (the textbook
+version). The "cython" backend works through the batch a chunk of images at a
+time: im2col of a chunk, its matrix products, and the fused col2im all touch a
+column matrix that stays in cache, and the whole-batch matrix (C*HH*WW times
+N*Ho*Wo numbers, 150 MB for a 64-image VGG layer) is never built. The backward
+pass rebuilds the columns of each chunk from a copy of x rather than keeping
+them, which costs an im2col but keeps the memory of a layer close to that of
+its input and output. Chunks are shared between threads (see ``_parallel``),
+each of which runs single-threaded BLAS on its own chunks: on a small machine
+this keeps both cores busy also in im2col/col2im, and no thread ever waits for
+another in the middle of a matrix product.
 """
+
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -14,19 +33,130 @@ from cs_utils import _backend
 from cs_utils.im2col import col2im, im2col
 from cs_utils.shapes import conv_output_shape, pool_output_shape
 
+_KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+# A chunk's column matrix is kept near this size (bytes): large enough that the
+# matrix products are efficient, small enough to stay in the core's L2 cache.
+CHUNK_BYTES = 1 << 20
+# Below this many multiply-adds a layer runs on the calling thread alone: waking
+# the other threads would cost more than it saves.
+PARALLEL_MIN_MACS = 4_000_000
+# Pooling: input elements per chunk, and the fewest that are worth a second thread.
+POOL_CHUNK_ELEMENTS = 1 << 16
+POOL_PARALLEL_MIN_ELEMENTS = 1 << 18
+
+
+# ----------------------------------------------------------------------------
+# Threads: chunks of a batch shared between the calling thread and a small pool
+# ----------------------------------------------------------------------------
+
+
+class _Parallel:
+    """Runs ``work(chunks)`` on up to one thread per core, all pulling from one iterator.
+
+    The threads are plain Python threads; the work they do (the Cython kernels and
+    NumPy's matrix products) releases the GIL, so they run at the same time. While
+    they run, the BLAS library is limited to one thread (threadpoolctl), so that
+    two threads do not each start a full BLAS thread team. The number of threads is
+    at most the number of cores this process may use and at most the number of BLAS
+    threads allowed when the call starts (OMP_NUM_THREADS=1, OPENBLAS_NUM_THREADS=1
+    or threadpoolctl's ``threadpool_limits(1)`` therefore keep every layer on one
+    thread). Without threadpoolctl everything runs on the calling thread.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_pid: int | None = None
+        self._blas: Any = None
+        self._blas_checked = False
+
+    def _blas_controller(self):
+        if not self._blas_checked:
+            self._blas_checked = True
+            try:
+                from threadpoolctl import ThreadpoolController
+
+                ctl = ThreadpoolController().select(user_api="blas")
+                self._blas = ctl if ctl.lib_controllers else None
+            except Exception:  # threadpoolctl missing or unable to see the BLAS
+                self._blas = None
+        return self._blas
+
+    def threads(self) -> int:
+        """How many threads a layer may use now."""
+        env = os.environ.get("CS_UTILS_NUM_THREADS")
+        if env:
+            try:
+                return max(1, int(env))
+            except ValueError:
+                pass
+        try:
+            cores = len(os.sched_getaffinity(0))
+        except AttributeError:  # not on Linux
+            cores = os.cpu_count() or 1
+        blas = self._blas_controller()
+        if blas is None or cores <= 1:
+            return 1
+        allowed = max(lib.num_threads for lib in blas.lib_controllers)
+        return max(1, min(cores, allowed))
+
+    def _executor(self, workers: int) -> ThreadPoolExecutor:
+        # A forked child inherits the executor object but not its threads: make a new one.
+        if self._pool is None or self._pool_pid != os.getpid() or self._pool._max_workers < workers:
+            self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cs_utils")
+            self._pool_pid = os.getpid()
+        return self._pool
+
+    def run(self, chunks: list, work: Callable[[Iterator], Any], worth_it: bool = True) -> list:
+        """Call ``work(it)`` on several threads sharing the iterator ``it`` over ``chunks``.
+
+        ``worth_it=False`` (a small job) keeps it on the calling thread. Returns the
+        list of what each call returned (one per thread used).
+        """
+        threads = min(self.threads(), len(chunks)) if worth_it else 1
+        it = iter(chunks)  # a list iterator: next() is atomic under the GIL
+        if threads <= 1:
+            return [work(it)]
+        with self._lock, self._blas.limit(limits=1):
+            futures = [self._executor(threads - 1).submit(work, it) for _ in range(threads - 1)]
+            try:
+                results = [work(it)]
+            finally:
+                done = [f.result() for f in futures]  # wait for all, even if ours raised
+        return results + done
+
+
+_parallel = _Parallel()
+
+
+def _chunks(n: int, per_chunk: int) -> list[tuple[int, int]]:
+    return [(n0, min(n0 + per_chunk, n)) for n0 in range(0, n, per_chunk)]
+
+
+# ----------------------------------------------------------------------------
+# Convolution
+# ----------------------------------------------------------------------------
+
 
 def conv_forward(x, w, b, stride, pad, backend):
     """x (N, C, H, W), w (F, C, HH, WW), b (F,) -> out (N, F, Ho, Wo)."""
+    if backend == "cython" and x.dtype in _KERNEL_DTYPES:
+        return _conv_forward_chunked(x, w, b, stride, pad)
+    if backend == "cython":  # float16 and other dtypes the kernels do not compile for
+        backend = "numpy"
     N, F, Ho, Wo = conv_output_shape(x.shape, w.shape, stride, pad)
     HH, WW = w.shape[2:]
     cols = im2col(x, HH, WW, stride, pad, backend=backend)  # (C*HH*WW, N*Ho*Wo), a fresh array
     w_rows = w.reshape(F, -1).copy()  # a copy: changing w after the forward pass must not change the backward
     out = (w_rows @ cols + b[:, None]).reshape(F, N, Ho, Wo).transpose(1, 0, 2, 3)
-    return np.ascontiguousarray(out), (x.shape, w.shape, w_rows, cols, stride, pad, backend)
+    return np.ascontiguousarray(out), ("cols", x.shape, w.shape, w_rows, cols, stride, pad, backend)
 
 
 def conv_backward(dout, cache):
-    x_shape, w_shape, w_rows, cols, stride, pad, backend = cache
+    if cache[0] == "chunked":
+        return _conv_backward_chunked(dout, cache)
+    _, x_shape, w_shape, w_rows, cols, stride, pad, backend = cache
     F = w_shape[0]
     dout_rows = dout.transpose(1, 0, 2, 3).reshape(F, -1)  # (F, N*Ho*Wo)
     db = dout.sum(axis=(0, 2, 3))
@@ -36,32 +166,143 @@ def conv_backward(dout, cache):
     return dx, dw, db
 
 
+def _images_per_chunk(k: int, p: int, itemsize: int, n: int) -> int:
+    """Images whose (k, p) column blocks fill about CHUNK_BYTES; at least one."""
+    return max(1, min(n, CHUNK_BYTES // max(1, k * p * itemsize)))
+
+
+def _conv_forward_chunked(x, w, b, stride, pad):
+    ops = _backend.fastops()
+    N, F, Ho, Wo = conv_output_shape(x.shape, w.shape, stride, pad)
+    C, HH, WW = w.shape[1:]
+    K, P = C * HH * WW, Ho * Wo
+    dtype = x.dtype
+    w_rows = w.reshape(F, K).copy()  # copies: changing x or w after the forward pass
+    x_keep = np.empty_like(x)  # must not change the backward pass
+    out = np.empty((N, F, Ho, Wo), dtype=dtype)
+    out3 = out.reshape(N, F, P)
+    nb = _images_per_chunk(K, P, dtype.itemsize, N)
+
+    def work(chunks):
+        cols_buf = np.empty(K * nb * P, dtype=dtype)
+        prod_buf = np.empty(F * nb * P, dtype=dtype) if nb > 1 else None
+        for n0, n1 in chunks:
+            x_keep[n0:n1] = x[n0:n1]
+            m = (n1 - n0) * P
+            cols = cols_buf[: K * m].reshape(K, m)
+            ops.im2col_chunk(x_keep, n0, n1, HH, WW, stride, pad, cols)
+            prod = out3[n0] if n1 - n0 == 1 else prod_buf[: F * m].reshape(F, m)
+            np.matmul(w_rows, cols, out=prod)
+            ops.store_out(prod, b, out3, n0)
+
+    _parallel.run(_chunks(N, nb), work, worth_it=N * F * K * P >= PARALLEL_MIN_MACS)
+    return out, ("chunked", x_keep, w_rows, w.shape, stride, pad)
+
+
+def _conv_backward_chunked(dout, cache):
+    ops = _backend.fastops()
+    _, x, w_rows, w_shape, stride, pad = cache
+    N, C, H, W = x.shape
+    F, _, HH, WW = w_shape
+    Ho, Wo = dout.shape[2:]
+    K, P = C * HH * WW, Ho * Wo
+    dtype = x.dtype
+    dout = np.ascontiguousarray(dout, dtype=dtype)
+    dout3 = dout.reshape(N, F, P)
+    dx = np.empty(x.shape, dtype=dtype)
+    w_cols = w_rows.T  # (K, F): a transposed view, BLAS reads it as is
+    nb = _images_per_chunk(K, P, dtype.itemsize, N)
+
+    def work(chunks):
+        cols_buf = np.empty(K * nb * P, dtype=dtype)
+        dcols_buf = np.empty(K * nb * P, dtype=dtype)
+        rows_buf = np.empty(F * nb * P, dtype=dtype) if nb > 1 else None
+        dw_part = np.empty((F, K), dtype=dtype)
+        dw_sum = np.zeros((F, K), dtype=dtype)
+        for n0, n1 in chunks:
+            m = (n1 - n0) * P
+            cols = cols_buf[: K * m].reshape(K, m)
+            ops.im2col_chunk(x, n0, n1, HH, WW, stride, pad, cols)
+            if n1 - n0 == 1:
+                rows = dout3[n0]
+            else:
+                rows = rows_buf[: F * m].reshape(F, m)
+                ops.gather_dout(dout3, n0, n1, rows)
+            np.matmul(rows, cols.T, out=dw_part)
+            ops.add_into(dw_sum, dw_part)
+            dcols = dcols_buf[: K * m].reshape(K, m)
+            np.matmul(w_cols, rows, out=dcols)
+            ops.col2im_chunk(dcols, n0, n1, HH, WW, stride, pad, dx)
+        return dw_sum
+
+    partial = _parallel.run(_chunks(N, nb), work, worth_it=N * F * K * P >= PARALLEL_MIN_MACS)
+    dw = partial[0]
+    for part in partial[1:]:
+        dw += part
+    db = dout3.sum(axis=(0, 2))
+    return dx, dw.reshape(w_shape), db
+
+
+# ----------------------------------------------------------------------------
+# Pooling
+# ----------------------------------------------------------------------------
+
+
 def _pool_columns(x, size, stride, backend):
     """Every window as a column: (size*size, N*C*Ho*Wo), channels treated as separate images."""
     N, C, H, W = x.shape
     return im2col(x.reshape(N * C, 1, H, W), size, size, stride, 0, backend=backend)
 
 
+def _use_kernels(backend: str, x) -> bool:
+    return backend == "cython" and x.dtype in _KERNEL_DTYPES
+
+
+def _run_planes(n_planes: int, plane_elements: int, kernel: Callable[[int, int], None]) -> None:
+    """Call ``kernel(p0, p1)`` over chunks of planes, on several threads for a large batch."""
+    per_chunk = max(1, POOL_CHUNK_ELEMENTS // max(1, plane_elements))
+
+    def work(chunks):
+        for p0, p1 in chunks:
+            kernel(p0, p1)
+
+    _parallel.run(_chunks(n_planes, per_chunk), work, worth_it=n_planes * plane_elements >= POOL_PARALLEL_MIN_ELEMENTS)
+
+
 def max_pool_forward(x, size, stride, backend):
     """x (N, C, H, W) -> out (N, C, Ho, Wo), remembering where each maximum was."""
     out_shape = pool_output_shape(x.shape, size, stride)
-    if backend == "cython":
+    N, C, H, W = x.shape
+    if _use_kernels(backend, x) and H * W < 2**31:
+        ops = _backend.fastops()
         out = np.empty(out_shape, dtype=x.dtype)
-        argmax = np.empty(out_shape, dtype=np.intp)
-        _backend.fastops().max_pool_forward(x, size, stride, out, argmax)
-        return out, (x.shape, size, stride, argmax, backend)
+        argmax = np.empty(out_shape, dtype=np.intc)  # flat index within the plane
+        x3, out3, arg3 = x.reshape(N * C, H, W), out.reshape(N * C, *out_shape[2:]), argmax.reshape(N * C, *out_shape[2:])
+        _run_planes(N * C, H * W, lambda p0, p1: ops.max_pool_forward(x3, size, stride, out3, arg3, p0, p1))
+        return out, ("planes", x.shape, size, stride, argmax)
+    backend = "numpy" if backend == "cython" else backend
     cols = _pool_columns(x, size, stride, backend)
     argmax = np.argmax(cols, axis=0)  # first maximum in row-major window order
     out = cols[argmax, np.arange(cols.shape[1])].reshape(out_shape)
-    return out, (x.shape, size, stride, argmax, backend)
+    return out, ("cols", x.shape, size, stride, argmax, backend)
 
 
 def max_pool_backward(dout, cache):
-    x_shape, size, stride, argmax, backend = cache
-    if backend == "cython":
-        dx = np.zeros(x_shape, dtype=dout.dtype)
-        _backend.fastops().max_pool_backward(dout, argmax, dx)
+    if cache[0] == "planes":
+        _, x_shape, size, stride, argmax = cache
+        ops = _backend.fastops()
+        N, C, H, W = x_shape
+        Ho, Wo = argmax.shape[2:]
+        dx = np.empty(x_shape, dtype=dout.dtype)
+        dout3 = np.ascontiguousarray(dout).reshape(N * C, Ho, Wo)
+        dx3, arg3 = dx.reshape(N * C, H, W), argmax.reshape(N * C, Ho, Wo)
+        if dout3.dtype in _KERNEL_DTYPES:
+            _run_planes(N * C, H * W, lambda p0, p1: ops.max_pool_backward(dout3, arg3, dx3, p0, p1))
+            return dx
+        dx3[...] = 0  # a dtype the kernels do not compile for: scatter with NumPy
+        np.add.at(dx3.reshape(N * C, H * W), (np.arange(N * C)[:, None], arg3.reshape(N * C, -1)), dout3.reshape(N * C, -1))
         return dx
+    _, x_shape, size, stride, argmax, backend = cache
     N, C, H, W = x_shape
     dcols = np.zeros((size * size, dout.size), dtype=dout.dtype)
     dcols[argmax, np.arange(dout.size)] = dout.ravel()
@@ -71,21 +312,29 @@ def max_pool_backward(dout, cache):
 def avg_pool_forward(x, size, stride, backend):
     """x (N, C, H, W) -> out (N, C, Ho, Wo), the mean of each window."""
     out_shape = pool_output_shape(x.shape, size, stride)
-    if backend == "cython":
+    N, C, H, W = x.shape
+    if _use_kernels(backend, x):
+        ops = _backend.fastops()
         out = np.empty(out_shape, dtype=x.dtype)
-        _backend.fastops().avg_pool_forward(x, size, stride, out)
-    else:
-        out = _pool_columns(x, size, stride, backend).mean(axis=0).reshape(out_shape).astype(x.dtype, copy=False)
+        x3, out3 = x.reshape(N * C, H, W), out.reshape(N * C, *out_shape[2:])
+        _run_planes(N * C, H * W, lambda p0, p1: ops.avg_pool_forward(x3, size, stride, out3, p0, p1))
+        return out, (x.shape, size, stride, backend)
+    backend = "numpy" if backend == "cython" else backend
+    out = _pool_columns(x, size, stride, backend).mean(axis=0).reshape(out_shape).astype(x.dtype, copy=False)
     return out, (x.shape, size, stride, backend)
 
 
 def avg_pool_backward(dout, cache):
     x_shape, size, stride, backend = cache
-    if backend == "cython":
-        dx = np.zeros(x_shape, dtype=dout.dtype)
-        _backend.fastops().avg_pool_backward(dout, size, stride, dx)
-        return dx
     N, C, H, W = x_shape
+    if _use_kernels(backend, dout):
+        ops = _backend.fastops()
+        Ho, Wo = dout.shape[2:]
+        dx = np.empty(x_shape, dtype=dout.dtype)
+        dout3, dx3 = np.ascontiguousarray(dout).reshape(N * C, Ho, Wo), dx.reshape(N * C, H, W)
+        _run_planes(N * C, H * W, lambda p0, p1: ops.avg_pool_backward(dout3, size, stride, dx3, p0, p1))
+        return dx
+    backend = "numpy" if backend == "cython" else backend
     dcols = np.broadcast_to(dout.reshape(1, -1) / (size * size), (size * size, dout.size))
     dcols = np.ascontiguousarray(dcols, dtype=dout.dtype)
     return col2im(dcols, (N * C, 1, H, W), size, size, stride, 0, backend=backend).reshape(x_shape)

@@ -2,44 +2,136 @@
 """Compiled kernels behind cs_utils.im2col and the "cython" backend.
 
 Typed memoryviews only (float32 or float64 via the fused type ``floating``),
-no Python objects in the inner loops, and the GIL released while they run.
-The callers in Python allocate the outputs and check every shape: these
-kernels trust their arguments.
+no Python objects in the inner loops, and the GIL released while they run, so
+that cs_utils._fast can run them on several threads at once. The callers in
+Python allocate the outputs and check every shape: these kernels trust their
+arguments.
 
 Layout of the column matrix (the contract of cs_utils.im2col):
     row    = c*fh*fw + i*fw + j            (channel, filter row, filter column)
     column = n*Ho*Wo + ho*Wo + wo          (image, output row, output column)
+
+The ``*_chunk`` kernels fill or read the columns of images n0 <= n < n1 only
+(column (n - n0)*Ho*Wo + ho*Wo + wo of a narrower matrix): the convolution
+works through the batch a few images at a time, so that the column matrix of
+one chunk stays in cache between im2col and the matrix product.
 """
 
 from cython cimport floating
+from libc.string cimport memcpy, memset
+
+
+cdef inline Py_ssize_t _ceil_div(Py_ssize_t a, Py_ssize_t b) noexcept nogil:
+    """ceil(a / b) for b > 0 and any sign of a."""
+    if a <= 0:
+        return -((-a) // b)
+    return (a + b - 1) // b
+
+
+cdef inline void _valid_range(Py_ssize_t j, Py_ssize_t W, Py_ssize_t Wo, Py_ssize_t stride,
+                              Py_ssize_t pad, Py_ssize_t* lo, Py_ssize_t* hi) noexcept nogil:
+    """The output columns wo whose input column wo*stride + j - pad lies inside [0, W)."""
+    cdef Py_ssize_t a = _ceil_div(pad - j, stride)
+    cdef Py_ssize_t z = _ceil_div(W + pad - j, stride)
+    if a < 0:
+        a = 0
+    if z > Wo:
+        z = Wo
+    if z < a:
+        z = a
+    lo[0] = a
+    hi[0] = z
+
+
+cdef void _im2col_chunk(const floating[:, :, :, ::1] x, Py_ssize_t n0, Py_ssize_t n1,
+                        Py_ssize_t fh, Py_ssize_t fw, Py_ssize_t stride, Py_ssize_t pad,
+                        floating[:, ::1] cols) noexcept nogil:
+    cdef Py_ssize_t C = x.shape[1], H = x.shape[2], W = x.shape[3]
+    cdef Py_ssize_t Ho = (H + 2 * pad - fh) // stride + 1
+    cdef Py_ssize_t Wo = (W + 2 * pad - fw) // stride + 1
+    cdef Py_ssize_t P = Ho * Wo
+    cdef Py_ssize_t n, c, i, j, ho, wo, hi, lo, up, off
+    cdef const floating* plane
+    cdef const floating* src
+    cdef floating* dst
+    if n1 <= n0 or P == 0:
+        return
+    for n in range(n0, n1):
+        for c in range(C):
+            plane = &x[n, c, 0, 0]
+            for j in range(fw):
+                _valid_range(j, W, Wo, stride, pad, &lo, &up)
+                off = j - pad
+                for i in range(fh):
+                    dst = &cols[(c * fh + i) * fw + j, (n - n0) * P]
+                    for ho in range(Ho):
+                        hi = ho * stride + i - pad
+                        if hi < 0 or hi >= H or up == lo:
+                            memset(dst, 0, Wo * sizeof(floating))
+                        else:
+                            src = plane + hi * W
+                            if lo > 0:
+                                memset(dst, 0, lo * sizeof(floating))
+                            if stride == 1:
+                                memcpy(dst + lo, src + lo + off, (up - lo) * sizeof(floating))
+                            else:
+                                for wo in range(lo, up):
+                                    dst[wo] = src[wo * stride + off]
+                            if up < Wo:
+                                memset(dst + up, 0, (Wo - up) * sizeof(floating))
+                        dst += Wo
+
+
+cdef void _col2im_chunk(const floating[:, ::1] cols, Py_ssize_t n0, Py_ssize_t n1,
+                        Py_ssize_t fh, Py_ssize_t fw, Py_ssize_t stride, Py_ssize_t pad,
+                        floating[:, :, :, ::1] dx, bint zero) noexcept nogil:
+    cdef Py_ssize_t C = dx.shape[1], H = dx.shape[2], W = dx.shape[3]
+    cdef Py_ssize_t Ho = (H + 2 * pad - fh) // stride + 1
+    cdef Py_ssize_t Wo = (W + 2 * pad - fw) // stride + 1
+    cdef Py_ssize_t P = Ho * Wo
+    cdef Py_ssize_t n, c, i, j, ho, wo, hi, lo, up, off
+    cdef floating* plane
+    cdef floating* dst
+    cdef const floating* src
+    if n1 <= n0:
+        return
+    for n in range(n0, n1):
+        for c in range(C):
+            plane = &dx[n, c, 0, 0]
+            if zero:
+                memset(plane, 0, H * W * sizeof(floating))
+            if P == 0:
+                continue
+            for j in range(fw):
+                _valid_range(j, W, Wo, stride, pad, &lo, &up)
+                if up == lo:
+                    continue
+                off = j - pad
+                for i in range(fh):
+                    src = &cols[(c * fh + i) * fw + j, (n - n0) * P]
+                    for ho in range(Ho):
+                        hi = ho * stride + i - pad
+                        if 0 <= hi < H:
+                            dst = plane + hi * W + off
+                            if stride == 1:
+                                for wo in range(lo, up):
+                                    dst[wo] += src[wo]
+                            else:
+                                for wo in range(lo, up):
+                                    dst[wo * stride] += src[wo]
+                        src += Wo
+
+
+# ---------------------------------------------------------------------------
+# Public im2col / col2im (cs_utils.im2col): the whole batch at once
+# ---------------------------------------------------------------------------
 
 
 def im2col(const floating[:, :, :, ::1] x, Py_ssize_t fh, Py_ssize_t fw,
            Py_ssize_t stride, Py_ssize_t pad, floating[:, ::1] cols):
     """Fill ``cols`` (C*fh*fw, N*Ho*Wo) with the receptive fields of ``x`` (N, C, H, W)."""
-    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], H = x.shape[2], W = x.shape[3]
-    cdef Py_ssize_t Ho = (H + 2 * pad - fh) // stride + 1
-    cdef Py_ssize_t Wo = (W + 2 * pad - fw) // stride + 1
-    cdef Py_ssize_t n, c, i, j, ho, wo, hi, wi, row, col
     with nogil:
-        for c in range(C):
-            for i in range(fh):
-                for j in range(fw):
-                    row = (c * fh + i) * fw + j
-                    for n in range(N):
-                        for ho in range(Ho):
-                            hi = ho * stride + i - pad
-                            col = (n * Ho + ho) * Wo
-                            if hi < 0 or hi >= H:
-                                for wo in range(Wo):
-                                    cols[row, col + wo] = 0
-                                continue
-                            for wo in range(Wo):
-                                wi = wo * stride + j - pad
-                                if 0 <= wi < W:
-                                    cols[row, col + wo] = x[n, c, hi, wi]
-                                else:
-                                    cols[row, col + wo] = 0
+        _im2col_chunk(x, 0, x.shape[0], fh, fw, stride, pad, cols)
 
 
 def col2im(const floating[:, ::1] cols, Py_ssize_t fh, Py_ssize_t fw,
@@ -48,106 +140,175 @@ def col2im(const floating[:, ::1] cols, Py_ssize_t fh, Py_ssize_t fw,
 
     Where receptive fields overlap (stride < filter size) their contributions add up.
     """
-    cdef Py_ssize_t N = dx.shape[0], C = dx.shape[1], H = dx.shape[2], W = dx.shape[3]
-    cdef Py_ssize_t Ho = (H + 2 * pad - fh) // stride + 1
-    cdef Py_ssize_t Wo = (W + 2 * pad - fw) // stride + 1
-    cdef Py_ssize_t n, c, i, j, ho, wo, hi, wi, row, col
     with nogil:
-        for n in range(N):
-            for c in range(C):
-                for i in range(fh):
-                    for j in range(fw):
-                        row = (c * fh + i) * fw + j
-                        for ho in range(Ho):
-                            hi = ho * stride + i - pad
-                            if hi < 0 or hi >= H:
-                                continue
-                            col = (n * Ho + ho) * Wo
-                            for wo in range(Wo):
-                                wi = wo * stride + j - pad
-                                if 0 <= wi < W:
-                                    dx[n, c, hi, wi] += cols[row, col + wo]
+        _col2im_chunk(cols, 0, dx.shape[0], fh, fw, stride, pad, dx, False)
 
 
-def max_pool_forward(const floating[:, :, :, ::1] x, Py_ssize_t size, Py_ssize_t stride,
-                     floating[:, :, :, ::1] out, Py_ssize_t[:, :, :, ::1] argmax):
-    """Max over each window; ``argmax`` gets the flat index hi*W + wi of the winner.
+# ---------------------------------------------------------------------------
+# Chunk kernels of the convolution (cs_utils._fast)
+# ---------------------------------------------------------------------------
 
-    Ties go to the first maximum in row-major order (strict ``>``), as torch does.
+
+def im2col_chunk(const floating[:, :, :, ::1] x, Py_ssize_t n0, Py_ssize_t n1, Py_ssize_t fh, Py_ssize_t fw,
+                 Py_ssize_t stride, Py_ssize_t pad, floating[:, ::1] cols):
+    """Columns of images n0..n1-1 of ``x`` into ``cols`` (C*fh*fw, (n1-n0)*Ho*Wo)."""
+    with nogil:
+        _im2col_chunk(x, n0, n1, fh, fw, stride, pad, cols)
+
+
+def col2im_chunk(const floating[:, ::1] cols, Py_ssize_t n0, Py_ssize_t n1, Py_ssize_t fh, Py_ssize_t fw,
+                 Py_ssize_t stride, Py_ssize_t pad, floating[:, :, :, ::1] dx):
+    """Overwrite images n0..n1-1 of ``dx`` with col2im of ``cols`` (C*fh*fw, (n1-n0)*Ho*Wo).
+
+    Each image of ``dx`` is zeroed (while it is in cache) and then receives the sums,
+    so ``dx`` may come from np.empty.
     """
-    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], W = x.shape[3]
-    cdef Py_ssize_t Ho = out.shape[2], Wo = out.shape[3]
-    cdef Py_ssize_t n, c, ho, wo, i, j, h0, w0, best_idx
-    cdef floating best, v
     with nogil:
-        for n in range(N):
-            for c in range(C):
-                for ho in range(Ho):
-                    h0 = ho * stride
-                    for wo in range(Wo):
-                        w0 = wo * stride
-                        best = x[n, c, h0, w0]
-                        best_idx = h0 * W + w0
+        _col2im_chunk(cols, n0, n1, fh, fw, stride, pad, dx, True)
+
+
+def store_out(const floating[:, ::1] prod, const floating[::1] b, floating[:, :, ::1] out, Py_ssize_t n0):
+    """out[n0 + k, f, p] = prod[f, k*P + p] + b[f] for every image k of the chunk.
+
+    ``prod`` is the (F, nb*P) matrix product of a chunk; with nb == 1 it may be
+    ``out[n0]`` itself (then this only adds the bias, in place).
+    """
+    cdef Py_ssize_t F = out.shape[1], P = out.shape[2]
+    cdef Py_ssize_t nb = prod.shape[1] // P if P else 0
+    cdef Py_ssize_t k, f, p
+    cdef floating bias
+    cdef const floating* src
+    cdef floating* dst
+    with nogil:
+        for k in range(nb):
+            for f in range(F):
+                bias = b[f]
+                src = &prod[f, k * P]
+                dst = &out[n0 + k, f, 0]
+                for p in range(P):
+                    dst[p] = src[p] + bias
+
+
+def gather_dout(const floating[:, :, ::1] dout, Py_ssize_t n0, Py_ssize_t n1, floating[:, ::1] rows):
+    """rows[f, k*P + p] = dout[n0 + k, f, p]: the upstream gradient of a chunk as (F, nb*P)."""
+    cdef Py_ssize_t F = dout.shape[1], P = dout.shape[2]
+    cdef Py_ssize_t k, f
+    if P == 0:
+        return
+    with nogil:
+        for k in range(n1 - n0):
+            for f in range(F):
+                memcpy(&rows[f, k * P], &dout[n0 + k, f, 0], P * sizeof(floating))
+
+
+def add_into(floating[:, ::1] acc, const floating[:, ::1] term):
+    """acc += term, without the GIL (the per-thread sum of the filter gradients)."""
+    cdef Py_ssize_t r, q
+    with nogil:
+        for r in range(acc.shape[0]):
+            for q in range(acc.shape[1]):
+                acc[r, q] += term[r, q]
+
+
+# ---------------------------------------------------------------------------
+# Pooling. x is seen as (N*C, H, W) planes; each call handles planes p0..p1-1
+# so that several threads can share a batch.
+# ---------------------------------------------------------------------------
+
+
+def max_pool_forward(const floating[:, :, ::1] x, Py_ssize_t size, Py_ssize_t stride,
+                     floating[:, :, ::1] out, int[:, :, ::1] argmax, Py_ssize_t p0, Py_ssize_t p1):
+    """Max over each window; ``argmax`` gets the flat index hi*W + wi (within the plane) of the winner.
+
+    Ties go to the first maximum in row-major order (strict ``>``), as torch does;
+    a NaN wins its window, as in torch.
+    """
+    cdef Py_ssize_t W = x.shape[2], Ho = out.shape[1], Wo = out.shape[2]
+    cdef Py_ssize_t p, ho, wo, i, j, h0, w0, best_idx, idx
+    cdef floating best, v
+    cdef const floating* plane
+    cdef const floating* row
+    with nogil:
+        for p in range(p0, p1):
+            plane = &x[p, 0, 0]
+            for ho in range(Ho):
+                h0 = ho * stride
+                for wo in range(Wo):
+                    w0 = wo * stride
+                    idx = h0 * W + w0
+                    best = plane[idx]
+                    best_idx = idx
+                    if best == best:  # not NaN: look for a larger value (or a NaN)
                         for i in range(size):
+                            row = plane + (h0 + i) * W + w0
                             for j in range(size):
-                                v = x[n, c, h0 + i, w0 + j]
-                                if v > best or (v != v and best == best):  # a NaN wins, as in torch
+                                v = row[j]
+                                if not (v <= best):  # v > best, or v is NaN
                                     best = v
                                     best_idx = (h0 + i) * W + w0 + j
-                        out[n, c, ho, wo] = best
-                        argmax[n, c, ho, wo] = best_idx
+                                    if v != v:
+                                        break
+                            if best != best:
+                                break
+                    out[p, ho, wo] = best
+                    argmax[p, ho, wo] = <int>best_idx
 
 
-def max_pool_backward(const floating[:, :, :, ::1] dout, const Py_ssize_t[:, :, :, ::1] argmax,
-                      floating[:, :, :, ::1] dx):
-    """Route each upstream gradient to its window's argmax; overlapping windows add up."""
-    cdef Py_ssize_t N = dout.shape[0], C = dout.shape[1], Ho = dout.shape[2], Wo = dout.shape[3]
-    cdef Py_ssize_t W = dx.shape[3]
-    cdef Py_ssize_t n, c, ho, wo, idx
+def max_pool_backward(const floating[:, :, ::1] dout, const int[:, :, ::1] argmax,
+                      floating[:, :, ::1] dx, Py_ssize_t p0, Py_ssize_t p1):
+    """Zero planes p0..p1-1 of ``dx``, then route each upstream gradient to its window's argmax
+    (overlapping windows add up)."""
+    cdef Py_ssize_t H = dx.shape[1], W = dx.shape[2], Ho = dout.shape[1], Wo = dout.shape[2]
+    cdef Py_ssize_t p, ho, wo
+    cdef floating* plane
     with nogil:
-        for n in range(N):
-            for c in range(C):
-                for ho in range(Ho):
-                    for wo in range(Wo):
-                        idx = argmax[n, c, ho, wo]
-                        dx[n, c, idx // W, idx % W] += dout[n, c, ho, wo]
+        for p in range(p0, p1):
+            plane = &dx[p, 0, 0]
+            memset(plane, 0, H * W * sizeof(floating))
+            for ho in range(Ho):
+                for wo in range(Wo):
+                    plane[argmax[p, ho, wo]] += dout[p, ho, wo]
 
 
-def avg_pool_forward(const floating[:, :, :, ::1] x, Py_ssize_t size, Py_ssize_t stride,
-                     floating[:, :, :, ::1] out):
-    """Mean over each ``size`` x ``size`` window."""
-    cdef Py_ssize_t N = x.shape[0], C = x.shape[1], Ho = out.shape[2], Wo = out.shape[3]
-    cdef Py_ssize_t n, c, ho, wo, i, j, h0, w0
+def avg_pool_forward(const floating[:, :, ::1] x, Py_ssize_t size, Py_ssize_t stride,
+                     floating[:, :, ::1] out, Py_ssize_t p0, Py_ssize_t p1):
+    """Mean over each ``size`` x ``size`` window, planes p0..p1-1."""
+    cdef Py_ssize_t W = x.shape[2], Ho = out.shape[1], Wo = out.shape[2]
+    cdef Py_ssize_t p, ho, wo, i, j, h0, w0
     cdef double acc, scale = 1.0 / (size * size)
+    cdef const floating* row
     with nogil:
-        for n in range(N):
-            for c in range(C):
-                for ho in range(Ho):
-                    h0 = ho * stride
-                    for wo in range(Wo):
-                        w0 = wo * stride
-                        acc = 0
-                        for i in range(size):
-                            for j in range(size):
-                                acc = acc + x[n, c, h0 + i, w0 + j]
-                        out[n, c, ho, wo] = <floating>(acc * scale)
+        for p in range(p0, p1):
+            for ho in range(Ho):
+                h0 = ho * stride
+                for wo in range(Wo):
+                    w0 = wo * stride
+                    acc = 0
+                    for i in range(size):
+                        row = &x[p, h0 + i, w0]
+                        for j in range(size):
+                            acc = acc + row[j]
+                    out[p, ho, wo] = <floating>(acc * scale)
 
 
-def avg_pool_backward(const floating[:, :, :, ::1] dout, Py_ssize_t size, Py_ssize_t stride,
-                      floating[:, :, :, ::1] dx):
-    """Spread each upstream gradient evenly over its window; overlaps add up."""
-    cdef Py_ssize_t N = dout.shape[0], C = dout.shape[1], Ho = dout.shape[2], Wo = dout.shape[3]
-    cdef Py_ssize_t n, c, ho, wo, i, j, h0, w0
+def avg_pool_backward(const floating[:, :, ::1] dout, Py_ssize_t size, Py_ssize_t stride,
+                      floating[:, :, ::1] dx, Py_ssize_t p0, Py_ssize_t p1):
+    """Zero planes p0..p1-1 of ``dx``, then spread each upstream gradient evenly over its
+    window (overlaps add up)."""
+    cdef Py_ssize_t H = dx.shape[1], W = dx.shape[2], Ho = dout.shape[1], Wo = dout.shape[2]
+    cdef Py_ssize_t p, ho, wo, i, j, h0, w0
     cdef floating g
+    cdef floating* row
     cdef double scale = 1.0 / (size * size)
     with nogil:
-        for n in range(N):
-            for c in range(C):
-                for ho in range(Ho):
-                    h0 = ho * stride
-                    for wo in range(Wo):
-                        w0 = wo * stride
-                        g = <floating>(dout[n, c, ho, wo] * scale)
-                        for i in range(size):
-                            for j in range(size):
-                                dx[n, c, h0 + i, w0 + j] += g
+        for p in range(p0, p1):
+            memset(&dx[p, 0, 0], 0, H * W * sizeof(floating))
+            for ho in range(Ho):
+                h0 = ho * stride
+                for wo in range(Wo):
+                    w0 = wo * stride
+                    g = <floating>(dout[p, ho, wo] * scale)
+                    for i in range(size):
+                        row = &dx[p, h0 + i, w0]
+                        for j in range(size):
+                            row[j] += g
