@@ -22,6 +22,7 @@ another in the middle of a matrix product.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -41,6 +42,9 @@ CHUNK_BYTES = 1 << 20
 # Below this many multiply-adds a layer runs on the calling thread alone: waking
 # the other threads would cost more than it saves.
 PARALLEL_MIN_MACS = 4_000_000
+# The filter gradient is summed in this many groups of chunks (threads take whole
+# groups; more groups balance the load better, fewer keep less memory).
+REDUCTION_GROUPS = 16
 # Pooling: input elements per chunk, and the fewest that are worth a second thread.
 POOL_CHUNK_ELEMENTS = 1 << 16
 POOL_PARALLEL_MIN_ELEMENTS = 1 << 18
@@ -104,6 +108,8 @@ class _Parallel:
     def _executor(self, workers: int) -> ThreadPoolExecutor:
         # A forked child inherits the executor object but not its threads: make a new one.
         if self._pool is None or self._pool_pid != os.getpid() or self._pool._max_workers < workers:
+            if self._pool is not None and self._pool_pid == os.getpid():
+                self._pool.shutdown(wait=False)
             self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cs_utils")
             self._pool_pid = os.getpid()
         return self._pool
@@ -118,7 +124,8 @@ class _Parallel:
         it = iter(chunks)  # a list iterator: next() is atomic under the GIL
         if threads <= 1:
             return [work(it)]
-        with self._lock, self._blas.limit(limits=1):
+        one_blas_thread = self._blas.limit(limits=1) if self._blas is not None else contextlib.nullcontext()
+        with self._lock, one_blas_thread:
             futures = [self._executor(threads - 1).submit(work, it) for _ in range(threads - 1)]
             try:
                 results = [work(it)]
@@ -127,7 +134,15 @@ class _Parallel:
         return results + done
 
 
+    def _after_fork(self) -> None:
+        """In a forked child: no pool threads exist there, and the lock may have been held."""
+        self._lock = threading.Lock()
+        self._pool = None
+
+
 _parallel = _Parallel()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_parallel._after_fork)
 
 
 def _chunks(n: int, per_chunk: int) -> list[tuple[int, int]]:
@@ -167,80 +182,95 @@ def conv_backward(dout, cache):
 
 
 def _images_per_chunk(k: int, p: int, itemsize: int, n: int) -> int:
-    """Images whose (k, p) column blocks fill about CHUNK_BYTES; at least one."""
+    """Images whose (p, k) blocks of receptive fields fill about CHUNK_BYTES; at least one."""
     return max(1, min(n, CHUNK_BYTES // max(1, k * p * itemsize)))
 
 
 def _conv_forward_chunked(x, w, b, stride, pad):
     ops = _backend.fastops()
     N, F, Ho, Wo = conv_output_shape(x.shape, w.shape, stride, pad)
-    C, HH, WW = w.shape[1:]
+    _, C, H, W = x.shape
+    HH, WW = w.shape[2:]
     K, P = C * HH * WW, Ho * Wo
     dtype = x.dtype
-    w_rows = w.reshape(F, K).copy()  # copies: changing x or w after the forward pass
-    x_keep = np.empty_like(x)  # must not change the backward pass
+    # Filters in the order of a channels-last receptive field, (i, j, c); copies, so that
+    # changing x or w after the forward pass cannot change the backward pass.
+    w_k = np.ascontiguousarray(w.transpose(0, 2, 3, 1)).reshape(F, K)
+    w_kt = np.ascontiguousarray(w_k.T)  # (K, F)
+    x_keep = np.empty((N, H, W, C), dtype=dtype)  # channels-last copy of x
     out = np.empty((N, F, Ho, Wo), dtype=dtype)
     out3 = out.reshape(N, F, P)
     nb = _images_per_chunk(K, P, dtype.itemsize, N)
 
     def work(chunks):
-        cols_buf = np.empty(K * nb * P, dtype=dtype)
-        prod_buf = np.empty(F * nb * P, dtype=dtype) if nb > 1 else None
+        rows_buf = np.empty(nb * P * K, dtype=dtype)
+        prod_buf = np.empty(nb * P * F, dtype=dtype)
         for n0, n1 in chunks:
-            x_keep[n0:n1] = x[n0:n1]
             m = (n1 - n0) * P
-            cols = cols_buf[: K * m].reshape(K, m)
-            ops.im2col_chunk(x_keep, n0, n1, HH, WW, stride, pad, cols)
-            prod = out3[n0] if n1 - n0 == 1 else prod_buf[: F * m].reshape(F, m)
-            np.matmul(w_rows, cols, out=prod)
-            ops.store_out(prod, b, out3, n0)
+            ops.to_channels_last(x, n0, n1, x_keep)
+            rows = rows_buf[: m * K].reshape(m, K)
+            ops.im2row(x_keep, n0, n1, HH, WW, stride, pad, rows)
+            prod = prod_buf[: m * F].reshape(m, F)
+            np.matmul(rows, w_kt, out=prod)  # (m, K) @ (K, F)
+            ops.store_rows_out(prod, b, out3, n0)
 
     _parallel.run(_chunks(N, nb), work, worth_it=N * F * K * P >= PARALLEL_MIN_MACS)
-    return out, ("chunked", x_keep, w_rows, w.shape, stride, pad)
+    return out, ("chunked", x_keep, w_k, w.shape, stride, pad)
 
 
 def _conv_backward_chunked(dout, cache):
     ops = _backend.fastops()
-    _, x, w_rows, w_shape, stride, pad = cache
-    N, C, H, W = x.shape
+    _, x_keep, w_k, w_shape, stride, pad = cache
+    N, H, W, C = x_keep.shape
     F, _, HH, WW = w_shape
     Ho, Wo = dout.shape[2:]
     K, P = C * HH * WW, Ho * Wo
-    dtype = x.dtype
-    dout = np.ascontiguousarray(dout, dtype=dtype)
-    dout3 = dout.reshape(N, F, P)
-    dx = np.empty(x.shape, dtype=dtype)
-    w_cols = w_rows.T  # (K, F): a transposed view, BLAS reads it as is
+    dtype = x_keep.dtype
+    dout3 = np.ascontiguousarray(dout, dtype=dtype).reshape(N, F, P)
+    dx = np.empty((N, C, H, W), dtype=dtype)
     nb = _images_per_chunk(K, P, dtype.itemsize, N)
 
-    def work(chunks):
-        cols_buf = np.empty(K * nb * P, dtype=dtype)
-        dcols_buf = np.empty(K * nb * P, dtype=dtype)
-        rows_buf = np.empty(F * nb * P, dtype=dtype) if nb > 1 else None
+    def work(groups):
+        rows_buf = np.empty(nb * P * K, dtype=dtype)
+        drows_buf = np.empty(nb * P * K, dtype=dtype)
+        dout_buf = np.empty(F * nb * P, dtype=dtype) if nb > 1 else None
+        image_buf = np.empty(H * W * C, dtype=dtype)
         dw_part = np.empty((F, K), dtype=dtype)
-        dw_sum = np.zeros((F, K), dtype=dtype)
-        for n0, n1 in chunks:
-            m = (n1 - n0) * P
-            cols = cols_buf[: K * m].reshape(K, m)
-            ops.im2col_chunk(x, n0, n1, HH, WW, stride, pad, cols)
-            if n1 - n0 == 1:
-                rows = dout3[n0]
-            else:
-                rows = rows_buf[: F * m].reshape(F, m)
-                ops.gather_dout(dout3, n0, n1, rows)
-            np.matmul(rows, cols.T, out=dw_part)
-            ops.add_into(dw_sum, dw_part)
-            dcols = dcols_buf[: K * m].reshape(K, m)
-            np.matmul(w_cols, rows, out=dcols)
-            ops.col2im_chunk(dcols, n0, n1, HH, WW, stride, pad, dx)
-        return dw_sum
+        sums = []
+        for g, group in groups:
+            dw_sum = np.zeros((F, K), dtype=dtype)
+            for n0, n1 in group:
+                m = (n1 - n0) * P
+                rows = rows_buf[: m * K].reshape(m, K)
+                ops.im2row(x_keep, n0, n1, HH, WW, stride, pad, rows)
+                if n1 - n0 == 1:
+                    d = dout3[n0]  # (F, P)
+                else:
+                    d = dout_buf[: F * m].reshape(F, m)
+                    ops.gather_dout(dout3, n0, n1, d)
+                np.matmul(d, rows, out=dw_part)  # (F, m) @ (m, K)
+                ops.add_into(dw_sum, dw_part)
+                drows = drows_buf[: m * K].reshape(m, K)
+                np.matmul(d.T, w_k, out=drows)  # (m, F) @ (F, K)
+                ops.row2im(drows, n0, n1, HH, WW, stride, pad, image_buf, dx)
+            sums.append((g, dw_sum))
+        return sums
 
-    partial = _parallel.run(_chunks(N, nb), work, worth_it=N * F * K * P >= PARALLEL_MIN_MACS)
-    dw = partial[0]
-    for part in partial[1:]:
-        dw += part
+    # The filter gradient is a sum over the batch. Each group of chunks is summed by one
+    # thread, and the groups are added in a fixed order: the same numbers come out
+    # whichever thread ran which group, and however many threads there were.
+    chunks = _chunks(N, nb)
+    n_groups = min(len(chunks), REDUCTION_GROUPS)
+    bounds = np.linspace(0, len(chunks), n_groups + 1).astype(int)
+    groups = [(g, chunks[bounds[g] : bounds[g + 1]]) for g in range(n_groups)]
+    per_thread = _parallel.run(groups, work, worth_it=N * F * K * P >= PARALLEL_MIN_MACS)
+    group_sums = dict(pair for sums in per_thread for pair in sums)
+    dw = group_sums[0]
+    for g in range(1, n_groups):
+        dw += group_sums[g]
+    dw = np.ascontiguousarray(dw.reshape(F, HH, WW, C).transpose(0, 3, 1, 2))
     db = dout3.sum(axis=(0, 2))
-    return dx, dw.reshape(w_shape), db
+    return dx, dw, db
 
 
 # ----------------------------------------------------------------------------
