@@ -41,7 +41,7 @@ _KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 CHUNK_BYTES = 1 << 20
 # Below this many multiply-adds a layer runs on the calling thread alone: waking
 # the other threads would cost more than it saves.
-PARALLEL_MIN_MACS = 4_000_000
+PARALLEL_MIN_MACS = 8_000_000
 # The filter gradient is summed in this many groups of chunks (threads take whole
 # groups; more groups balance the load better, fewer keep less memory).
 REDUCTION_GROUPS = 16

@@ -360,20 +360,36 @@ def row2im(const floating[:, ::1] rows, Py_ssize_t n0, Py_ssize_t n1, Py_ssize_t
 
 def store_rows_out(const floating[:, ::1] prod, const floating[::1] b, floating[:, :, ::1] out, Py_ssize_t n0):
     """out[n0 + k, f, p] = prod[k*P + p, f] + b[f]: the (nb*P, F) product of a chunk, transposed
-    into (N, F, P) with the bias added."""
+    into (N, F, P) with the bias added on the way."""
     cdef Py_ssize_t F = out.shape[1], P = out.shape[2]
     cdef Py_ssize_t nb = prod.shape[0] // P if P else 0
-    cdef Py_ssize_t k, f, p
-    cdef floating* dst
+    cdef Py_ssize_t k, p0, p1, p, f0, f
+    cdef const floating* s
+    cdef floating* d
     if P == 0 or F == 0:
         return
     with nogil:
         for k in range(nb):
-            _transpose(&prod[k * P, 0], &out[n0 + k, 0, 0], P, F)
-            for f in range(F):
-                dst = &out[n0 + k, f, 0]
-                for p in range(P):
-                    dst[p] += b[f]
+            # eight output channels (rows of out[n]) at a time, read as runs of 8 of prod
+            for p0 in range(0, P, 64):
+                p1 = p0 + 64 if p0 + 64 < P else P
+                f0 = 0
+                while f0 + 8 <= F:
+                    for p in range(p0, p1):
+                        s = &prod[k * P + p, f0]
+                        d = &out[n0 + k, f0, p]
+                        d[0] = s[0] + b[f0]
+                        d[P] = s[1] + b[f0 + 1]
+                        d[2 * P] = s[2] + b[f0 + 2]
+                        d[3 * P] = s[3] + b[f0 + 3]
+                        d[4 * P] = s[4] + b[f0 + 4]
+                        d[5 * P] = s[5] + b[f0 + 5]
+                        d[6 * P] = s[6] + b[f0 + 6]
+                        d[7 * P] = s[7] + b[f0 + 7]
+                    f0 += 8
+                for f in range(f0, F):
+                    for p in range(p0, p1):
+                        out[n0 + k, f, p] = prod[k * P + p, f] + b[f]
 
 
 # ---------------------------------------------------------------------------
