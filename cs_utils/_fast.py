@@ -181,9 +181,23 @@ def conv_backward(dout, cache):
     return dx, dw, db
 
 
-def _images_per_chunk(k: int, p: int, itemsize: int, n: int) -> int:
-    """Images whose (p, k) blocks of receptive fields fill about CHUNK_BYTES; at least one."""
-    return max(1, min(n, CHUNK_BYTES // max(1, k * p * itemsize)))
+def _plan(n: int, ho: int, wo: int, k: int, itemsize: int) -> tuple[list[list[tuple]], int]:
+    """Split a batch into chunks whose rows of receptive fields fill about CHUNK_BYTES.
+
+    A chunk (n0, n1, ho0, ho1) is output rows ho0..ho1-1 of images n0..n1-1: either
+    several whole images, or a band of rows of one large image. Returns the chunks
+    grouped in blocks (a block never splits an image: one chunk of whole images, or
+    all the bands of one image, in order) and the most rows a chunk has.
+    """
+    per_output_row = max(1, wo * k * itemsize)
+    fit = max(1, CHUNK_BYTES // per_output_row)  # output rows that fit in a chunk
+    if fit >= ho:
+        nb = max(1, min(n, fit // ho))
+        return [[(n0, min(n0 + nb, n), 0, ho)] for n0 in range(0, n, nb)], nb * ho * wo
+    bands = -(-ho // fit)
+    band = -(-ho // bands)  # even bands
+    blocks = [[(i, i + 1, h0, min(h0 + band, ho)) for h0 in range(0, ho, band)] for i in range(n)]
+    return blocks, band * wo
 
 
 def _conv_forward_chunked(x, w, b, stride, pad):
@@ -200,21 +214,32 @@ def _conv_forward_chunked(x, w, b, stride, pad):
     x_keep = np.empty((N, H, W, C), dtype=dtype)  # channels-last copy of x
     out = np.empty((N, F, Ho, Wo), dtype=dtype)
     out3 = out.reshape(N, F, P)
-    nb = _images_per_chunk(K, P, dtype.itemsize, N)
+    blocks, most_rows = _plan(N, Ho, Wo, K, dtype.itemsize)
+    chunks = [c for block in blocks for c in block]
+    worth_it = N * F * K * P >= PARALLEL_MIN_MACS
+    banded = len(blocks[0]) > 1
+    if banded:  # bands of one image overlap in the input: make the whole copy first
+        def convert(images):
+            for n0, n1 in images:
+                ops.to_channels_last(x, n0, n1, x_keep)
+
+        _parallel.run([(i, i + 1) for i in range(N)], convert, worth_it)
 
     def work(chunks):
-        rows_buf = np.empty(nb * P * K, dtype=dtype)
-        prod_buf = np.empty(nb * P * F, dtype=dtype)
-        for n0, n1 in chunks:
-            m = (n1 - n0) * P
-            ops.to_channels_last(x, n0, n1, x_keep)
+        rows_buf = np.empty(most_rows * K, dtype=dtype)
+        prod_buf = np.empty(most_rows * F, dtype=dtype)
+        for n0, n1, h0, h1 in chunks:
+            mp = (h1 - h0) * Wo  # rows per image
+            m = (n1 - n0) * mp
+            if not banded:
+                ops.to_channels_last(x, n0, n1, x_keep)
             rows = rows_buf[: m * K].reshape(m, K)
-            ops.im2row(x_keep, n0, n1, HH, WW, stride, pad, rows)
+            ops.im2row(x_keep, n0, n1, h0, h1, HH, WW, stride, pad, rows)
             prod = prod_buf[: m * F].reshape(m, F)
             np.matmul(rows, w_kt, out=prod)  # (m, K) @ (K, F)
-            ops.store_rows_out(prod, b, out3, n0)
+            ops.store_rows_out(prod, b, out3, n0, h0 * Wo, mp)
 
-    _parallel.run(_chunks(N, nb), work, worth_it=N * F * K * P >= PARALLEL_MIN_MACS)
+    _parallel.run(chunks, work, worth_it)
     return out, ("chunked", x_keep, w_k, w.shape, stride, pad)
 
 
@@ -228,23 +253,24 @@ def _conv_backward_chunked(dout, cache):
     dtype = x_keep.dtype
     dout3 = np.ascontiguousarray(dout, dtype=dtype).reshape(N, F, P)
     dx = np.empty((N, C, H, W), dtype=dtype)
-    nb = _images_per_chunk(K, P, dtype.itemsize, N)
+    blocks, most_rows = _plan(N, Ho, Wo, K, dtype.itemsize)
 
     def work(groups):
-        rows_buf = np.empty(nb * P * K, dtype=dtype)
-        drows_buf = np.empty(nb * P * K, dtype=dtype)
-        dout_buf = np.empty(F * nb * P, dtype=dtype) if nb > 1 else None
+        rows_buf = np.empty(most_rows * K, dtype=dtype)
+        drows_buf = np.empty(most_rows * K, dtype=dtype)
+        dout_buf = np.empty(F * most_rows, dtype=dtype)
         image_buf = np.empty(H * W * C, dtype=dtype)
         dw_part = np.empty((F, K), dtype=dtype)
         sums = []
         for g, group in groups:
             dw_sum = np.zeros((F, K), dtype=dtype)
-            for n0, n1 in group:
-                m = (n1 - n0) * P
+            for n0, n1, h0, h1 in group:
+                mp = (h1 - h0) * Wo
+                m = (n1 - n0) * mp
                 rows = rows_buf[: m * K].reshape(m, K)
-                ops.im2row(x_keep, n0, n1, HH, WW, stride, pad, rows)
+                ops.im2row(x_keep, n0, n1, h0, h1, HH, WW, stride, pad, rows)
                 if n1 - n0 == 1:
-                    d = dout3[n0]  # (F, P)
+                    d = dout3[n0, :, h0 * Wo : h1 * Wo]  # (F, m), rows P apart
                 else:
                     d = dout_buf[: F * m].reshape(F, m)
                     ops.gather_dout(dout3, n0, n1, d)
@@ -252,17 +278,17 @@ def _conv_backward_chunked(dout, cache):
                 ops.add_into(dw_sum, dw_part)
                 drows = drows_buf[: m * K].reshape(m, K)
                 np.matmul(d.T, w_k, out=drows)  # (m, F) @ (F, K)
-                ops.row2im(drows, n0, n1, HH, WW, stride, pad, image_buf, dx)
+                ops.row2im(drows, n0, n1, h0, h1, HH, WW, stride, pad, image_buf, dx)
             sums.append((g, dw_sum))
         return sums
 
-    # The filter gradient is a sum over the batch. Each group of chunks is summed by one
+    # The filter gradient is a sum over the batch. Each group of blocks is summed by one
     # thread, and the groups are added in a fixed order: the same numbers come out
-    # whichever thread ran which group, and however many threads there were.
-    chunks = _chunks(N, nb)
-    n_groups = min(len(chunks), REDUCTION_GROUPS)
-    bounds = np.linspace(0, len(chunks), n_groups + 1).astype(int)
-    groups = [(g, chunks[bounds[g] : bounds[g + 1]]) for g in range(n_groups)]
+    # whichever thread ran which group, and however many threads there were. A block
+    # (and so a group) holds whole images: the bands of an image meet in one buffer.
+    n_groups = min(len(blocks), REDUCTION_GROUPS)
+    bounds = np.linspace(0, len(blocks), n_groups + 1).astype(int)
+    groups = [(g, [c for block in blocks[bounds[g] : bounds[g + 1]] for c in block]) for g in range(n_groups)]
     per_thread = _parallel.run(groups, work, worth_it=N * F * K * P >= PARALLEL_MIN_MACS)
     group_sums = dict(pair for sums in per_thread for pair in sums)
     dw = group_sums[0]

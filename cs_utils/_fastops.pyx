@@ -285,23 +285,25 @@ def to_channels_last(const floating[:, :, :, ::1] x, Py_ssize_t n0, Py_ssize_t n
             _transpose(&x[n, 0, 0, 0], &xh[n, 0, 0, 0], C, HW)
 
 
-def im2row(const floating[:, :, :, ::1] xh, Py_ssize_t n0, Py_ssize_t n1, Py_ssize_t fh, Py_ssize_t fw,
-           Py_ssize_t stride, Py_ssize_t pad, floating[:, ::1] rows):
-    """Receptive fields of images n0..n1-1 of ``xh`` (N, H, W, C) as the rows of ``rows``
-    ((n1-n0)*Ho*Wo, fh*fw*C), zeros where they reach into the padding."""
+def im2row(const floating[:, :, :, ::1] xh, Py_ssize_t n0, Py_ssize_t n1, Py_ssize_t ho0, Py_ssize_t ho1,
+           Py_ssize_t fh, Py_ssize_t fw, Py_ssize_t stride, Py_ssize_t pad, floating[:, ::1] rows):
+    """Receptive fields of output rows ho0..ho1-1 of images n0..n1-1, from ``xh`` (N, H, W, C).
+
+    ``rows`` gets ((n1-n0)*(ho1-ho0)*Wo, fh*fw*C) numbers, row ((n-n0)*(ho1-ho0) + ho-ho0)*Wo + wo,
+    with zeros where a field reaches into the padding.
+    """
     cdef Py_ssize_t H = xh.shape[1], W = xh.shape[2], C = xh.shape[3]
-    cdef Py_ssize_t Ho = (H + 2 * pad - fh) // stride + 1
     cdef Py_ssize_t Wo = (W + 2 * pad - fw) // stride + 1
     cdef Py_ssize_t n, ho, wo, i, hi, w0, jlo, jhi, run = fw * C
     cdef const floating* img
     cdef floating* dst
-    if Ho * Wo == 0 or run == 0:
+    if ho1 <= ho0 or Wo <= 0 or run == 0 or n1 <= n0:
         return
     with nogil:
+        dst = &rows[0, 0]
         for n in range(n0, n1):
             img = &xh[n, 0, 0, 0]
-            dst = &rows[(n - n0) * Ho * Wo, 0]
-            for ho in range(Ho):
+            for ho in range(ho0, ho1):
                 for wo in range(Wo):
                     w0 = wo * stride - pad
                     jlo = -w0 if w0 < 0 else 0
@@ -321,13 +323,16 @@ def im2row(const floating[:, :, :, ::1] xh, Py_ssize_t n0, Py_ssize_t n1, Py_ssi
                         dst += run
 
 
-def row2im(const floating[:, ::1] rows, Py_ssize_t n0, Py_ssize_t n1, Py_ssize_t fh, Py_ssize_t fw,
-           Py_ssize_t stride, Py_ssize_t pad, floating[::1] work, floating[:, :, :, ::1] dx):
-    """The adjoint of im2row, written to images n0..n1-1 of ``dx`` (N, C, H, W).
+def row2im(const floating[:, ::1] rows, Py_ssize_t n0, Py_ssize_t n1, Py_ssize_t ho0, Py_ssize_t ho1,
+           Py_ssize_t fh, Py_ssize_t fw, Py_ssize_t stride, Py_ssize_t pad,
+           floating[::1] work, floating[:, :, :, ::1] dx):
+    """The adjoint of im2row (same arguments), written to images n0..n1-1 of ``dx`` (N, C, H, W).
 
-    Each image is summed channels-last in ``work`` (at least H*W*C numbers), where
-    overlapping receptive fields add up, then transposed into ``dx[n]`` (so ``dx``
-    may come from np.empty).
+    An image is summed channels-last in ``work`` (at least H*W*C numbers), where
+    overlapping receptive fields add up: ``work`` is zeroed when the band starts at
+    output row 0, and transposed into ``dx[n]`` when the band ends at the last output
+    row. So the bands of one image must come in order, through one ``work`` buffer,
+    and ``dx`` may come from np.empty. With several images, bands are whole images.
     """
     cdef Py_ssize_t C = dx.shape[1], H = dx.shape[2], W = dx.shape[3]
     cdef Py_ssize_t Ho = (H + 2 * pad - fh) // stride + 1
@@ -337,11 +342,12 @@ def row2im(const floating[:, ::1] rows, Py_ssize_t n0, Py_ssize_t n1, Py_ssize_t
     cdef floating* acc
     cdef floating* img = &work[0]
     with nogil:
+        src = &rows[0, 0]
         for n in range(n0, n1):
-            memset(img, 0, H * W * C * sizeof(floating))
-            if Ho * Wo > 0 and run > 0:
-                src = &rows[(n - n0) * Ho * Wo, 0]
-                for ho in range(Ho):
+            if ho0 == 0:
+                memset(img, 0, H * W * C * sizeof(floating))
+            if Wo > 0 and run > 0:
+                for ho in range(ho0, ho1):
                     for wo in range(Wo):
                         w0 = wo * stride - pad
                         jlo = -w0 if w0 < 0 else 0
@@ -354,30 +360,32 @@ def row2im(const floating[:, ::1] rows, Py_ssize_t n0, Py_ssize_t n1, Py_ssize_t
                                 for q in range(m):
                                     acc[q] += src[jlo * C + q]
                             src += run
-            if H * W > 0 and C > 0:
+            if ho1 >= Ho and H * W > 0 and C > 0:
                 _transpose(img, &dx[n, 0, 0, 0], H * W, C)
 
 
-def store_rows_out(const floating[:, ::1] prod, const floating[::1] b, floating[:, :, ::1] out, Py_ssize_t n0):
-    """out[n0 + k, f, p] = prod[k*P + p, f] + b[f]: the (nb*P, F) product of a chunk, transposed
-    into (N, F, P) with the bias added on the way."""
+def store_rows_out(const floating[:, ::1] prod, const floating[::1] b, floating[:, :, ::1] out,
+                   Py_ssize_t n0, Py_ssize_t p0, Py_ssize_t mp):
+    """out[n0 + k, f, p0 + p] = prod[k*mp + p, f] + b[f] for p < mp: the (nb*mp, F) product of
+    a chunk (nb images, or a band of mp output pixels of one image), transposed into
+    out (N, F, P) with the bias added on the way."""
     cdef Py_ssize_t F = out.shape[1], P = out.shape[2]
-    cdef Py_ssize_t nb = prod.shape[0] // P if P else 0
-    cdef Py_ssize_t k, p0, p1, p, f0, f
+    cdef Py_ssize_t nb = prod.shape[0] // mp if mp else 0
+    cdef Py_ssize_t k, q0, q1, q, f0, f
     cdef const floating* s
     cdef floating* d
-    if P == 0 or F == 0:
+    if mp == 0 or F == 0:
         return
     with nogil:
         for k in range(nb):
             # eight output channels (rows of out[n]) at a time, read as runs of 8 of prod
-            for p0 in range(0, P, 64):
-                p1 = p0 + 64 if p0 + 64 < P else P
+            for q0 in range(0, mp, 64):
+                q1 = q0 + 64 if q0 + 64 < mp else mp
                 f0 = 0
                 while f0 + 8 <= F:
-                    for p in range(p0, p1):
-                        s = &prod[k * P + p, f0]
-                        d = &out[n0 + k, f0, p]
+                    for q in range(q0, q1):
+                        s = &prod[k * mp + q, f0]
+                        d = &out[n0 + k, f0, p0 + q]
                         d[0] = s[0] + b[f0]
                         d[P] = s[1] + b[f0 + 1]
                         d[2 * P] = s[2] + b[f0 + 2]
@@ -388,8 +396,8 @@ def store_rows_out(const floating[:, ::1] prod, const floating[::1] b, floating[
                         d[7 * P] = s[7] + b[f0 + 7]
                     f0 += 8
                 for f in range(f0, F):
-                    for p in range(p0, p1):
-                        out[n0 + k, f, p] = prod[k * P + p, f] + b[f]
+                    for q in range(q0, q1):
+                        out[n0 + k, f, p0 + q] = prod[k * mp + q, f] + b[f]
 
 
 # ---------------------------------------------------------------------------

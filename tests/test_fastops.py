@@ -33,11 +33,15 @@ def ops():
     return _fastops
 
 
-@pytest.fixture
-def threads_used(monkeypatch):
-    """Force chunks and threads on small inputs; record how many threads each call used."""
+@pytest.fixture(params=[200, 2048, 50_000], ids=["bands", "small-chunks", "images"])
+def threads_used(request, monkeypatch):
+    """Force chunks and threads on small inputs; record how many threads each call used.
+
+    The chunk sizes make the convolution cut images into bands of output rows (200
+    bytes), take about one image per chunk, or several images per chunk.
+    """
     monkeypatch.setattr(_fast, "PARALLEL_MIN_MACS", 0)
-    monkeypatch.setattr(_fast, "CHUNK_BYTES", 2048)  # a few images per chunk at most
+    monkeypatch.setattr(_fast, "CHUNK_BYTES", request.param)
     monkeypatch.setattr(_fast, "POOL_PARALLEL_MIN_ELEMENTS", 0)
     monkeypatch.setattr(_fast, "POOL_CHUNK_ELEMENTS", 64)
     monkeypatch.setenv("CS_UTILS_NUM_THREADS", "3")  # more threads than this machine's cores
@@ -85,8 +89,11 @@ def test_chunked_threaded_conv_matches_torch(x_shape, w_spec, stride, pad, threa
     np.testing.assert_allclose(dw, ref_dw, rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(db, ref_db, rtol=1e-10, atol=1e-10)
     assert out.flags.c_contiguous and dx.flags.c_contiguous and dw.flags.c_contiguous
-    if x_shape[0] > 1:
-        assert threads_used and min(threads_used) > 1, f"the threaded road was not taken: {threads_used}"
+    n, _, h, w_ = x_shape
+    ho, wo = (h + 2 * pad - hh) // stride + 1, (w_ + 2 * pad - ww) // stride + 1
+    blocks, _ = _fast._plan(n, ho, wo, x_shape[1] * hh * ww, 8)
+    if sum(len(block) for block in blocks) > 1:  # more than one chunk: more than one thread
+        assert max(threads_used) > 1, f"the threaded road was not taken: {threads_used}"
 
 
 def test_float32_agrees_with_float64(threads_used, rng):
@@ -161,7 +168,7 @@ def test_threaded_max_pool_matches_torch(x_shape, size, stride, threads_used, rn
     ref_out, (ref_dx,) = torch_grads(lambda x: TF.max_pool2d(x, size, stride), (x,), dout)
     np.testing.assert_array_equal(out, ref_out)
     np.testing.assert_allclose(F.max_pool_backward(dout, cache), ref_dx, rtol=1e-12, atol=1e-12)
-    assert min(threads_used) > 1
+    assert max(threads_used) > 1
 
 
 @pytest.mark.parametrize("x_shape, size, stride", POOL_CASES)
@@ -172,7 +179,7 @@ def test_threaded_avg_pool_matches_torch(x_shape, size, stride, threads_used, rn
     ref_out, (ref_dx,) = torch_grads(lambda x: TF.avg_pool2d(x, size, stride), (x,), dout)
     np.testing.assert_allclose(out, ref_out, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(F.avg_pool_backward(dout, cache), ref_dx, rtol=1e-12, atol=1e-12)
-    assert min(threads_used) > 1
+    assert max(threads_used) > 1
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -227,20 +234,34 @@ def test_im2row_and_row2im(ops, dtype, x_shape, fh, fw, stride, pad, rng):
     ops.to_channels_last(x, 0, n, xh)
     np.testing.assert_array_equal(xh, x.transpose(0, 2, 3, 1))
     expected = _im2row_definition(x, fh, fw, stride, pad)
+    ho = (h + 2 * pad - fh) // stride + 1
+    wo = expected.shape[0] // (n * ho)
     rows = np.full(expected.shape, np.nan, dtype=dtype)  # every entry must be written
-    ops.im2row(xh, 0, n, fh, fw, stride, pad, rows)
+    ops.im2row(xh, 0, n, 0, ho, fh, fw, stride, pad, rows)
     np.testing.assert_array_equal(rows, expected)
-    # a chunk: images 1..n-1 only
-    part = np.full((expected.shape[0] // n * (n - 1), expected.shape[1]), np.nan, dtype=dtype)
-    ops.im2row(xh, 1, n, fh, fw, stride, pad, part)
-    np.testing.assert_array_equal(part, expected[expected.shape[0] // n :])
+    # a chunk of images 1..n-1, and a band of output rows of the last image
+    part = np.full((ho * wo * (n - 1), expected.shape[1]), np.nan, dtype=dtype)
+    ops.im2row(xh, 1, n, 0, ho, fh, fw, stride, pad, part)
+    np.testing.assert_array_equal(part, expected[ho * wo :])
+    h0, h1 = ho // 3, max(ho // 3 + 1, 2 * ho // 3)
+    band = np.full(((h1 - h0) * wo, expected.shape[1]), np.nan, dtype=dtype)
+    ops.im2row(xh, n - 1, n, h0, h1, fh, fw, stride, pad, band)
+    np.testing.assert_array_equal(band, expected[((n - 1) * ho + h0) * wo : ((n - 1) * ho + h1) * wo])
     # row2im is the adjoint of im2row: <im2row(x), r> == <x, row2im(r)>
     r = rng.standard_normal(expected.shape).astype(dtype)
+    work = np.empty(h * w * c, dtype=dtype)
     dx = np.full(x.shape, np.nan, dtype=dtype)  # row2im overwrites, np.empty is enough
-    ops.row2im(r, 0, n, fh, fw, stride, pad, np.empty(h * w * c, dtype=dtype), dx)
+    ops.row2im(r, 0, n, 0, ho, fh, fw, stride, pad, work, dx)
     lhs = np.vdot(expected.astype(np.float64), r.astype(np.float64))
     rhs = np.vdot(x.astype(np.float64), dx.astype(np.float64))
     np.testing.assert_allclose(lhs, rhs, rtol=1e-4 if dtype == np.float32 else 1e-10)
+    # the same image in bands of one output row, in order through one buffer
+    banded = np.full(x.shape, np.nan, dtype=dtype)
+    for i in range(n):
+        for h0 in range(ho):
+            start = (i * ho + h0) * wo
+            ops.row2im(np.ascontiguousarray(r[start : start + wo]), i, i + 1, h0, h0 + 1, fh, fw, stride, pad, work, banded)
+    np.testing.assert_allclose(banded, dx, rtol=1e-5 if dtype == np.float32 else 1e-12, atol=1e-5)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -254,9 +275,15 @@ def test_to_channels_last_and_store(ops, dtype, c, hw, rng):
     prod = rng.standard_normal((2 * p, c)).astype(dtype)  # (nb*P, F) with F = c
     b = rng.standard_normal(c).astype(dtype)
     out = np.zeros((3, c, p), dtype=dtype)
-    ops.store_rows_out(prod, b, out, 1)
+    ops.store_rows_out(prod, b, out, 1, 0, p)
     np.testing.assert_allclose(out[1:], prod.reshape(2, p, c).transpose(0, 2, 1) + b[:, None], rtol=1e-6)
     assert not out[0].any()
+    # a band: pixels p0..p0+mp-1 of image 0
+    p0, mp = p // 3, p - p // 3
+    band = rng.standard_normal((mp, c)).astype(dtype)
+    ops.store_rows_out(band, b, out, 0, p0, mp)
+    np.testing.assert_allclose(out[0, :, p0:], band.T + b[:, None], rtol=1e-6)
+    assert not out[0, :, :p0].any()
 
 
 # --------------------------------------------------------------------------
