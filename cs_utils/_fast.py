@@ -1,4 +1,4 @@
-"""The fast CPU layers: convolution as im2col + matrix products, and pooling.
+"""The fast CPU layers: convolution as matrix products, and pooling.
 
 ``backend`` is "numpy" (stride tricks, no compiled code) or "cython" (the
 kernels in cs_utils._fastops). Both use the GEMM formulation of CS231n:
@@ -7,17 +7,32 @@ kernels in cs_utils._fastops). Both use the GEMM formulation of CS231n:
     backward: dW   = dout @ cols.T         db = sum of dout
               dcols = W.T @ dout           dx = col2im(dcols)
 
-The "numpy" backend builds the whole column matrix at once (the textbook
-version). The "cython" backend works through the batch a chunk of images at a
-time: im2col of a chunk, its matrix products, and the fused col2im all touch a
-column matrix that stays in cache, and the whole-batch matrix (C*HH*WW times
-N*Ho*Wo numbers, 150 MB for a 64-image VGG layer) is never built. The backward
-pass rebuilds the columns of each chunk from a copy of x rather than keeping
-them, which costs an im2col but keeps the memory of a layer close to that of
-its input and output. Chunks are shared between threads (see ``_parallel``),
-each of which runs single-threaded BLAS on its own chunks: on a small machine
-this keeps both cores busy also in im2col/col2im, and no thread ever waits for
-another in the middle of a matrix product.
+The "numpy" backend is the textbook version: it builds the column matrix of the
+whole batch at once (C*HH*WW times N*Ho*Wo numbers, 150 MB for a 64-image VGG
+layer) and runs three big matrix products.
+
+The "cython" backend computes the same products differently:
+
+* Chunks. The batch is cut into chunks of about CHUNK_BYTES of receptive fields
+  (a few small images, one image, or a band of output rows of a large image).
+  A chunk's fields are built, multiplied and, in the backward pass, added back
+  into dx while they are still in the core's cache; the whole-batch matrix is
+  never built. The backward pass rebuilds each chunk's fields from the copy of x
+  in the cache rather than keeping them: one more cheap pass, and a layer needs
+  little memory beyond its input and output.
+* Rows, channels last. The forward pass keeps x as (N, H, W, C). A receptive
+  field is then fh runs of fw*C consecutive numbers, copied with memcpy, and a
+  chunk's fields are the rows of a (pixels, fh*fw*C) matrix ("im2row", the
+  transpose of im2col's columns, with the filter axes ordered (i, j, c)). In
+  this orientation OpenBLAS runs all three products about 20 % faster than with
+  im2col's columns; the (pixels, F) forward product is transposed into
+  out (N, F, Ho, Wo) with the bias added on the way.
+* Threads. Chunks are handed out to one thread per core (``_Parallel``); each
+  runs single-threaded BLAS on its own chunks. Both cores are busy also while
+  fields are built and summed, and no thread waits for another in the middle of
+  a matrix product, which matters on a machine that other jobs share.
+* Reproducible. The filter gradient is summed per group of chunks and the groups
+  in a fixed order, so the result does not depend on which thread did what.
 """
 
 from __future__ import annotations
@@ -36,8 +51,8 @@ from cs_utils.shapes import conv_output_shape, pool_output_shape
 
 _KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
-# A chunk's column matrix is kept near this size (bytes): large enough that the
-# matrix products are efficient, small enough to stay in the core's L2 cache.
+# A chunk's receptive fields are kept near this size (bytes): large enough that the
+# matrix products run at full speed, small enough to stay in a core's L2 cache.
 CHUNK_BYTES = 1 << 20
 # Below this many multiply-adds a layer runs on the calling thread alone: waking
 # the other threads would cost more than it saves.
