@@ -11,10 +11,9 @@ Layout of the column matrix (the contract of cs_utils.im2col):
     row    = c*fh*fw + i*fw + j            (channel, filter row, filter column)
     column = n*Ho*Wo + ho*Wo + wo          (image, output row, output column)
 
-The ``*_chunk`` kernels fill or read the columns of images n0 <= n < n1 only
-(column (n - n0)*Ho*Wo + ho*Wo + wo of a narrower matrix): the convolution
-works through the batch a few images at a time, so that the column matrix of
-one chunk stays in cache between im2col and the matrix product.
+The convolution of the "cython" backend itself (cs_utils._fast) uses the rows
+of channels-last receptive fields instead (im2row / row2im below), a chunk of
+the batch at a time.
 """
 
 from cython cimport floating
@@ -145,48 +144,8 @@ def col2im(const floating[:, ::1] cols, Py_ssize_t fh, Py_ssize_t fw,
 
 
 # ---------------------------------------------------------------------------
-# Chunk kernels of the convolution (cs_utils._fast)
+# Helpers of the convolution's backward pass (cs_utils._fast)
 # ---------------------------------------------------------------------------
-
-
-def im2col_chunk(const floating[:, :, :, ::1] x, Py_ssize_t n0, Py_ssize_t n1, Py_ssize_t fh, Py_ssize_t fw,
-                 Py_ssize_t stride, Py_ssize_t pad, floating[:, ::1] cols):
-    """Columns of images n0..n1-1 of ``x`` into ``cols`` (C*fh*fw, (n1-n0)*Ho*Wo)."""
-    with nogil:
-        _im2col_chunk(x, n0, n1, fh, fw, stride, pad, cols)
-
-
-def col2im_chunk(const floating[:, ::1] cols, Py_ssize_t n0, Py_ssize_t n1, Py_ssize_t fh, Py_ssize_t fw,
-                 Py_ssize_t stride, Py_ssize_t pad, floating[:, :, :, ::1] dx):
-    """Overwrite images n0..n1-1 of ``dx`` with col2im of ``cols`` (C*fh*fw, (n1-n0)*Ho*Wo).
-
-    Each image of ``dx`` is zeroed (while it is in cache) and then receives the sums,
-    so ``dx`` may come from np.empty.
-    """
-    with nogil:
-        _col2im_chunk(cols, n0, n1, fh, fw, stride, pad, dx, True)
-
-
-def store_out(const floating[:, ::1] prod, const floating[::1] b, floating[:, :, ::1] out, Py_ssize_t n0):
-    """out[n0 + k, f, p] = prod[f, k*P + p] + b[f] for every image k of the chunk.
-
-    ``prod`` is the (F, nb*P) matrix product of a chunk; with nb == 1 it may be
-    ``out[n0]`` itself (then this only adds the bias, in place).
-    """
-    cdef Py_ssize_t F = out.shape[1], P = out.shape[2]
-    cdef Py_ssize_t nb = prod.shape[1] // P if P else 0
-    cdef Py_ssize_t k, f, p
-    cdef floating bias
-    cdef const floating* src
-    cdef floating* dst
-    with nogil:
-        for k in range(nb):
-            for f in range(F):
-                bias = b[f]
-                src = &prod[f, k * P]
-                dst = &out[n0 + k, f, 0]
-                for p in range(P):
-                    dst[p] = src[p] + bias
 
 
 def gather_dout(const floating[:, :, ::1] dout, Py_ssize_t n0, Py_ssize_t n1, floating[:, ::1] rows):
