@@ -40,7 +40,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from typing import Any, Callable, Iterator
 
 import numpy as np
@@ -130,29 +130,54 @@ class _Parallel:
         return self._pool
 
     def run(self, chunks: list, work: Callable[[Iterator], Any], worth_it: bool = True) -> list:
-        """Call ``work(it)`` on several threads sharing the iterator ``it`` over ``chunks``.
+        """Call ``work(it)`` on several threads sharing one iterator ``it`` over ``chunks``.
 
         ``worth_it=False`` (a small job) keeps it on the calling thread. Returns the
-        list of what each call returned (one per thread used).
+        list of what each call returned (one per thread used). If one call raises
+        (a KeyboardInterrupt in a notebook, say), the others stop after their
+        current chunk and the exception is raised here.
         """
         threads = min(self.threads(), len(chunks)) if worth_it else 1
-        it = iter(chunks)  # a list iterator: next() is atomic under the GIL
+        it = _SharedIterator(chunks)
         if threads <= 1:
             return [work(it)]
+
+        def guarded():
+            try:
+                return work(it)
+            except BaseException:
+                it.stopped = True
+                raise
+
         one_blas_thread = self._blas.limit(limits=1) if self._blas is not None else contextlib.nullcontext()
         with self._lock, one_blas_thread:
-            futures = [self._executor(threads - 1).submit(work, it) for _ in range(threads - 1)]
+            futures = [self._executor(threads - 1).submit(guarded) for _ in range(threads - 1)]
             try:
-                results = [work(it)]
+                mine = guarded()
             finally:
-                done = [f.result() for f in futures]  # wait for all, even if ours raised
-        return results + done
-
+                wait(futures)  # even if ours raised: no thread may outlive the BLAS limit
+            return [mine] + [f.result() for f in futures]
 
     def _after_fork(self) -> None:
         """In a forked child: no pool threads exist there, and the lock may have been held."""
         self._lock = threading.Lock()
         self._pool = None
+
+
+class _SharedIterator:
+    """An iterator that several threads may pull from, and that can be stopped."""
+
+    def __init__(self, items: list) -> None:
+        self._it = iter(items)  # a list iterator: next() on it is atomic under the GIL
+        self.stopped = False
+
+    def __iter__(self) -> "_SharedIterator":
+        return self
+
+    def __next__(self):
+        if self.stopped:
+            raise StopIteration
+        return next(self._it)
 
 
 _parallel = _Parallel()

@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 
 import numpy as np
 import pytest
@@ -309,6 +310,25 @@ def test_blas_thread_count_is_restored(monkeypatch, rng):
     out, cache = F.conv_forward(x, rng.standard_normal((2, 3, 3, 3)), np.zeros(2), 1, 1, backend="cython")
     F.conv_backward(np.ones_like(out), cache)
     assert [(i["filepath"], i["num_threads"]) for i in threadpoolctl.threadpool_info()] == before
+
+
+def test_an_error_in_one_thread_stops_the_others(monkeypatch):
+    monkeypatch.setenv("CS_UTILS_NUM_THREADS", "2")
+    done = []
+
+    def work(chunks):
+        for i in chunks:
+            if i == 3:
+                raise KeyboardInterrupt  # what a notebook's stop button raises
+            done.append(i)
+            time.sleep(0.01)
+        return "finished"
+
+    with pytest.raises(KeyboardInterrupt):
+        _fast._parallel.run(list(range(200)), work)
+    assert len(done) < 20, "the other thread went on through the whole batch"
+    results = _fast._parallel.run(list(range(10)), lambda chunks: list(chunks))  # and it still works
+    assert len(results) == 2 and sorted(i for r in results for i in r) == list(range(10))
 
 
 def _run_script(code: str, timeout: int = 300) -> subprocess.CompletedProcess:
