@@ -57,6 +57,9 @@ CHUNK_BYTES = 1 << 20
 # Below this many multiply-adds a layer runs on the calling thread alone: waking
 # the other threads would cost more than it saves.
 PARALLEL_MIN_MACS = 8_000_000
+# OpenBLAS starts its thread team for products of more multiply-adds than this
+# (65536 * GEMM_MULTITHREAD_THRESHOLD); below it, holding BLAS to one thread is moot.
+BLAS_TEAM_MIN_MACS = 1 << 18
 # The filter gradient is summed in this many groups of chunks (threads take whole
 # groups; more groups balance the load better, fewer keep less memory).
 REDUCTION_GROUPS = 16
@@ -129,17 +132,21 @@ class _Parallel:
             self._pool_pid = os.getpid()
         return self._pool
 
-    def run(self, chunks: list, work: Callable[[Iterator], Any], worth_it: bool = True) -> list:
+    def run(self, chunks: list, work: Callable[[Iterator], Any], worth_it: bool = True, blas: bool = False) -> list:
         """Call ``work(it)`` on several threads sharing one iterator ``it`` over ``chunks``.
 
-        ``worth_it=False`` (a small job) keeps it on the calling thread. Returns the
-        list of what each call returned (one per thread used). If one call raises
-        (a KeyboardInterrupt in a notebook, say), the others stop after their
-        current chunk and the exception is raised here.
+        ``worth_it=False`` (a small job) keeps it on the calling thread. ``blas=True``
+        says that ``work`` runs matrix products: BLAS is then held to one thread while
+        it runs, also on the calling thread alone, as a chunk's product is too small
+        for a BLAS thread team to pay off (and costs a lot when the machine is busy).
+        Returns the list of what each call returned (one per thread used). If one
+        call raises (a KeyboardInterrupt in a notebook, say), the others stop after
+        their current chunk and the exception is raised here.
         """
         threads = min(self.threads(), len(chunks)) if worth_it else 1
         it = _SharedIterator(chunks)
-        if threads <= 1:
+        limit_blas = blas and self._blas_controller() is not None
+        if threads <= 1 and not limit_blas:
             return [work(it)]
 
         def guarded():
@@ -149,8 +156,11 @@ class _Parallel:
                 it.stopped = True
                 raise
 
-        one_blas_thread = self._blas.limit(limits=1) if self._blas is not None else contextlib.nullcontext()
+        # The lock: two callers changing the BLAS limit at once could restore it wrongly.
+        one_blas_thread = self._blas.limit(limits=1) if limit_blas else contextlib.nullcontext()
         with self._lock, one_blas_thread:
+            if threads <= 1:
+                return [work(it)]
             futures = [self._executor(threads - 1).submit(guarded) for _ in range(threads - 1)]
             try:
                 mine = guarded()
@@ -279,7 +289,7 @@ def _conv_forward_chunked(x, w, b, stride, pad):
             np.matmul(rows, w_kt, out=prod)  # (m, K) @ (K, F)
             ops.store_rows_out(prod, b, out3, n0, h0 * Wo, mp)
 
-    _parallel.run(chunks, work, worth_it)
+    _parallel.run(chunks, work, worth_it, blas=most_rows * F * K >= BLAS_TEAM_MIN_MACS)
     return out, ("chunked", x_keep, w_k, w.shape, stride, pad)
 
 
@@ -329,7 +339,8 @@ def _conv_backward_chunked(dout, cache):
     n_groups = min(len(blocks), REDUCTION_GROUPS)
     bounds = np.linspace(0, len(blocks), n_groups + 1).astype(int)
     groups = [(g, [c for block in blocks[bounds[g] : bounds[g + 1]] for c in block]) for g in range(n_groups)]
-    per_thread = _parallel.run(groups, work, worth_it=N * F * K * P >= PARALLEL_MIN_MACS)
+    per_thread = _parallel.run(groups, work, worth_it=N * F * K * P >= PARALLEL_MIN_MACS,
+                               blas=most_rows * F * K >= BLAS_TEAM_MIN_MACS)
     group_sums = dict(pair for sums in per_thread for pair in sums)
     dw = group_sums[0]
     for g in range(1, n_groups):

@@ -49,8 +49,8 @@ def threads_used(request, monkeypatch):
     used = []
     real_run = _fast._parallel.run
 
-    def spy(chunks, work, worth_it=True):
-        results = real_run(chunks, work, worth_it)
+    def spy(chunks, work, worth_it=True, blas=False):
+        results = real_run(chunks, work, worth_it, blas)
         used.append(len(results))
         return results
 
@@ -298,6 +298,18 @@ def test_respects_a_one_thread_blas_limit(monkeypatch, rng):
     monkeypatch.delenv("CS_UTILS_NUM_THREADS", raising=False)
     with threadpoolctl.threadpool_limits(limits=1, user_api="blas"):
         assert _fast._parallel.threads() == 1
+
+
+def test_blas_is_held_to_one_thread_inside_matrix_work(monkeypatch):
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    monkeypatch.setenv("CS_UTILS_NUM_THREADS", "2")
+
+    def blas_threads(chunks):
+        list(chunks)
+        return max(i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas")
+
+    for worth_it in (False, True):  # on the calling thread alone, and on two threads
+        assert set(_fast._parallel.run([1, 2, 3, 4], blas_threads, worth_it, blas=True)) == {1}
 
 
 def test_blas_thread_count_is_restored(monkeypatch, rng):
