@@ -65,6 +65,30 @@ def test_the_metadata_check_can_fail(tmp_path):
         test_notebook_is_valid_and_every_cell_has_slide_metadata(bad)
 
 
+def _commented_out_markdown(nb):
+    """Markdown cells whose every line starts with '#': prose pasted from a .py source with its
+    comment marks left in, which renders as a stack of headings ('# # Title', '# * item')."""
+    bad = []
+    for i, c in enumerate(nb.cells):
+        lines = [l for l in c.source.splitlines() if l.strip()]
+        if c.cell_type == "markdown" and len(lines) > 1 and all(l.startswith("#") for l in lines):
+            bad.append(i)
+    return bad
+
+
+@pytest.mark.parametrize("path", _notebooks(), ids=lambda p: p.stem)
+def test_markdown_is_not_commented_out(path):
+    bad = _commented_out_markdown(_read(path))
+    assert not bad, f"{path.name}: markdown cells {bad} have '#' before every line"
+
+
+def test_the_commented_markdown_check_can_fail():
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# # Title\n#\n# * item")])
+    assert _commented_out_markdown(nb) == [0]
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Title\n\nSome prose.")])
+    assert _commented_out_markdown(nb) == []
+
+
 def _errors(nb):
     problems = []
     for i, cell in enumerate(nb.cells):
