@@ -223,25 +223,30 @@ Reveal.initialize({
   margin: 0.04,
   plugins: [RevealNotes]
 });
-// A slide taller than the canvas: shrink its figures (down to 240 px each) so that it fits, and
-// if that is not enough, let it scroll instead of being cut off. Measured when the slide shows.
+// A slide taller than the canvas: shrink its figures (to no less than 60 % of their size, or
+// 240 px) so that it fits, and if that is not enough, let it scroll instead of being cut off.
+// Measured when the slide shows; data-cnn-fit records the outcome: fits, shrunk or scrolls.
 function cnnFit(slide) {
-  if (!slide || slide.dataset.cnnFitted) return;
-  slide.dataset.cnnFitted = '1';
+  if (!slide || slide.dataset.cnnFit) return;
+  slide.dataset.cnnFit = 'pending';
   var limit = {{ resources.deck.height }} * 0.96;
   var imgs = Array.prototype.slice.call(slide.querySelectorAll('.jp-OutputArea-output img'));
   Promise.all(imgs.map(function (img) { return img.decode().catch(function () {}); })).then(function () {
     var over = slide.scrollHeight - limit;
+    var outcome = over > 0 ? 'shrunk' : 'fits';
     if (over > 0 && imgs.length) {
       imgs.forEach(function (img) {
-        img.style.maxHeight = Math.max(240, img.offsetHeight - over / imgs.length) + 'px';
+        var h = img.offsetHeight;
+        img.style.maxHeight = Math.max(240, 0.6 * h, h - over / imgs.length) + 'px';
         img.style.width = 'auto';
       });
     }
     if (slide.scrollHeight > limit) {
       slide.style.height = limit + 'px';
       slide.style.overflowY = 'auto';
+      outcome = 'scrolls';
     }
+    slide.dataset.cnnFit = outcome;
     Reveal.layout();
   });
 }

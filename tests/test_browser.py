@@ -878,6 +878,13 @@ def test_deck_works_offline(browser, notebook, demo_deck_source, tmp_path):
             f"{deck.name}: {len(states) - 1} steps, the slide metadata says {expected_reveal_steps(nb)}")
         page.wait_for_function(_SETTLED_JS)
         page.screenshot(path=str(_artifact(f"{notebook.stem}.deck.last.png")))
+        page.wait_for_function("() => !document.querySelector('section[data-cnn-fit=\"pending\"]')")
+        fit = page.evaluate("""() => [...document.querySelectorAll('section[data-cnn-fit]')]
+            .filter(s => s.dataset.cnnFit !== 'fits')
+            .map(s => { const i = Reveal.getIndices(s); return `${i.h + 1}.${i.v + 1}: ${s.dataset.cnnFit}`; })""")
+        total = page.evaluate("() => Reveal.getTotalSlides()")
+        print(f"{deck.name}: {total} slides, {len(states) - 1} steps; taller than the 16:9 canvas "
+              f"(slide h.v): {', '.join(fit) or 'none'}")
         # For a person to look at: the first slide with typeset math and the first with a figure.
         for what, selector in (("math", ".jp-MarkdownCell mjx-container"), ("figure", ".jp-OutputArea-output img")):
             if page.evaluate(_GOTO_SLIDE_OF_JS, selector):
