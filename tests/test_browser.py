@@ -219,6 +219,16 @@ class LabServer:
                 return None
             raise
 
+    def shutdown_sessions(self) -> None:
+        """End every notebook session and its kernel (each lecture test leaves one behind)."""
+        for session in self.api("api/sessions", quiet=True) or []:
+            req = urllib.request.Request(self.url + f"api/sessions/{session['id']}", method="DELETE",
+                                         headers={"Authorization": f"token {self.token}"})
+            try:
+                urllib.request.urlopen(req, timeout=30).close()
+            except (urllib.error.URLError, OSError):
+                pass
+
     def kernel_state(self, notebook_path: str) -> str | None:
         """The server's view of the kernel of the session on ``notebook_path`` (None: no session)."""
         for session in self.api("api/sessions") or []:
@@ -310,6 +320,14 @@ def page(browser):
     pg.log = PageLog(pg)
     yield pg
     context.close()
+
+
+@pytest.fixture(autouse=True)
+def _end_kernels(request):
+    """After a JupyterLab test, shut down the kernels it started (each imports torch: memory adds up)."""
+    yield
+    if "lab" in request.fixturenames:
+        request.getfixturevalue("lab").shutdown_sessions()
 
 
 def _artifact(name: str) -> Path:
