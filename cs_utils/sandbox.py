@@ -225,7 +225,7 @@ def install_policy(read_roots, write_roots, profile_codes=()) -> None:
              _pickle_builtins=_PICKLE_BUILTINS, _pid=my_pid, _profile=allowed_profile, _frame=_getframe,
              _sep=sep, _O_WRITE=os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC,
              _own_proc=f"/proc/{my_pid}/", _system_info=("/sys/devices/system/cpu", "/sys/fs/cgroup"),
-             _proc_ok=proc_ok):
+             _proc_ok=proc_ok, _type=type, _function=type(install_policy)):
 
         def check(path, write):
             if _isinstance(path, _int) or path is None:
@@ -285,6 +285,17 @@ def install_policy(read_roots, write_roots, profile_codes=()) -> None:
         elif event in ("os.kill", "os.killpg", "signal.pthread_kill", "signal.pidfd_send_signal"):
             if not (args and args[0] in (_pid, 0)):
                 raise _Violation("the grader does not let a submission signal other processes")
+        elif event in ("object.__setattr__", "object.__delattr__"):
+            # CPython audits assigning a function's __code__ and an object's __class__ (and a few
+            # harmless attributes that libraries set): replacing the code of a library function or
+            # the class of a library object is refused; the notebook's own are its business.
+            target = args[0] if args else None
+            name = args[1] if len(args) > 1 else None
+            if name not in ("__code__", "__class__"):
+                return
+            owner = target.__module__ if _type(target) is _function else _type(target).__module__
+            if owner != "__main__":
+                raise _Violation(f"the grader does not let a submission change {args[1]!r} of {owner} objects")
         elif event == "mmap.__new__":
             if args and args[0] != -1:
                 raise _Violation("the grader does not let a submission map files into memory")
