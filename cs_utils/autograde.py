@@ -196,7 +196,7 @@ class Violation:
     message: str
 
     def __str__(self) -> str:
-        return f"line {self.line}: {self.message}"
+        return f"line {self.line}: {self.message}" if self.line else self.message
 
 
 @dataclasses.dataclass
@@ -619,22 +619,34 @@ def vet_cell(source: str, ctx: PolicyContext) -> list[Violation]:
                     checker.restricted_aliases[alias.asname or alias.name] = alias.name
     checker.visit(tree)
     problems = checker.problems
+    def line_of(name: str, store: bool) -> int:
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Name) and node.id == name and isinstance(node.ctx, ast.Store) == store:
+                return node.lineno
+            if store and isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name == name:
+                return node.lineno
+            if store and isinstance(node, (ast.Import, ast.ImportFrom)) and any(
+                    (a.asname or a.name.split(".")[0]) == name for a in node.names):
+                return node.lineno
+        return 0
+
     # names it binds at module level
     for name in sorted(bound):
         if name in ctx.protected:
             same_import = name in imports and ctx.instructor_imports.get(name) == imports[name]
             if not same_import:
-                problems.append(Violation(0, f"it assigns `{name}`, which the tests use; pick another name"))
+                problems.append(Violation(line_of(name, True), f"it assigns `{name}`, which the tests use; pick another name"))
         elif name in ctx.test_names and name not in ctx.instructor_names \
                 and not (name in imports and ctx.test_imports.get(name) == imports[name]):
-            problems.append(Violation(0, f"it assigns `{name}`, a name the grader's tests use; pick another name"))
+            problems.append(Violation(line_of(name, True),
+                                      f"it assigns `{name}`, a name the grader's tests use; pick another name"))
     # global names it reads
     known = bound | ctx.student_names | ctx.instructor_names | SAFE_BUILTINS | {"__name__", "__doc__"}
     for name in sorted(loaded - known):
         if name in BLOCKED_NAMES or name.startswith("__") or _IPYTHON_NAME.match(name):
             continue  # already reported by the walk
         if name in ctx.test_names:
-            problems.append(Violation(0, f"it reads `{name}`, which only the grader's tests define"))
+            problems.append(Violation(line_of(name, False), f"it reads `{name}`, which only the grader's tests define"))
     problems.sort(key=lambda v: v.line)
     unique: list[Violation] = []
     for problem in problems:
@@ -736,6 +748,11 @@ def canonical_cells(release_cells: Sequence[NotebookNode], student_cells: Sequen
                 notes.append(f"instructor cell {gid} was missing or changed; the release's version runs")
         if gid:
             cells.extend(extras.get(gid, []))
+    seen_ids: set[str] = set()
+    for cell in cells:  # a copied cell carries its original's id: give it its own
+        if cell.get("id") in seen_ids:
+            cell["id"] = f"{cell['id'][:40]}-{len(seen_ids)}"
+        seen_ids.add(cell.get("id"))
     return cells, notes
 
 
@@ -1179,7 +1196,18 @@ def execute_submission(task: dict) -> dict:
         out["notebooks"][name] = nbformat.writes(executed)
         out["reports"][name] = report
     out["seconds"] = time.perf_counter() - started
+    out["worker"] = f"{__import__('socket').gethostname()}:{os.getpid()}"
+    out["cpu_seconds"] = _children_cpu()
     return out
+
+
+def _children_cpu() -> float:
+    """CPU seconds used so far by this process's finished children (the kernels) and itself."""
+    import resource
+
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 # --------------------------------------------------------------------------

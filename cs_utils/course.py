@@ -568,6 +568,7 @@ class GradeResult:
     error: str = ""
     skipped: bool = False
     notes: list[str] = dataclasses.field(default_factory=list)
+    worker: str = ""  # host:pid of the process that ran the notebook
 
 
 GRADED_MARKER = ".cs-course-graded.json"  # written last, in autograded/<student>/<assignment>/
@@ -924,6 +925,7 @@ def grade(
                         result = GradeResult(student, name, False, error=f"{type(exc).__name__}: {exc}"[:400],
                                              notes=notes)
                     result.seconds = outcome.get("seconds", time.perf_counter() - started)
+                    result.worker = outcome.get("worker", "")
                     results.append(result)
                     bar.update()
                 if broken and own_executor and pending:  # a worker process died: start a fresh pool
