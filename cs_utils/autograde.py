@@ -1188,6 +1188,7 @@ def execute_submission(task: dict) -> dict:
     -> ``{"notebooks": {name: json}, "reports": {name: report}, "seconds": s}``. Plain data in and
     out, so that it runs in any process pool or on any Dask worker."""
     started = time.perf_counter()
+    cpu_before = _children_cpu()
     files = {rel: base64.b64decode(data) for rel, data in task.get("files", {}).items()}
     out: dict[str, Any] = {"notebooks": {}, "reports": {}, "student": task.get("student")}
     for name, text in task["notebooks"].items():
@@ -1197,7 +1198,7 @@ def execute_submission(task: dict) -> dict:
         out["reports"][name] = report
     out["seconds"] = time.perf_counter() - started
     out["worker"] = f"{__import__('socket').gethostname()}:{os.getpid()}"
-    out["cpu_seconds"] = _children_cpu()
+    out["cpu_seconds"] = _children_cpu() - cpu_before  # this worker's and its kernels' CPU time for the task
     return out
 
 

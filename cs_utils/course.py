@@ -569,6 +569,7 @@ class GradeResult:
     skipped: bool = False
     notes: list[str] = dataclasses.field(default_factory=list)
     worker: str = ""  # host:pid of the process that ran the notebook
+    cpu_seconds: float = 0.0  # CPU time of that run (worker and kernels)
 
 
 GRADED_MARKER = ".cs-course-graded.json"  # written last, in autograded/<student>/<assignment>/
@@ -926,6 +927,7 @@ def grade(
                                              notes=notes)
                     result.seconds = outcome.get("seconds", time.perf_counter() - started)
                     result.worker = outcome.get("worker", "")
+                    result.cpu_seconds = outcome.get("cpu_seconds", 0.0)
                     results.append(result)
                     bar.update()
                 if broken and own_executor and pending:  # a worker process died: start a fresh pool
