@@ -13,6 +13,15 @@ One command per step of a TA's week::
     cs-course scan PATH ...                     # the leak scan on its own
     cs-course demo WORKSPACE                    # all of the above on sample submissions
 
+Grading runs every notebook in a sandboxed kernel (``cs_utils.autograde`` and
+``cs_utils.sandbox``): cells back in the release's order, student code checked
+against a static policy before it runs, a private working folder, limits on
+memory, CPU and wall-clock time, kernels restarted when student code kills
+them, and checks that student code cannot reach. The notebooks run in local
+worker processes (``-j``) or on a Dask cluster (``--dask``); this process does
+nbgrader's bookkeeping and marks each submission done, so an interrupted run
+resumes where it stopped.
+
 The *course* is this repository (``nbgrader_config.py``, ``solutions/``,
 ``assignments/``). Graded work lives in a *workspace* outside it, which is an
 nbgrader course root of its own: ``solutions/<a>`` (a snapshot of the source
@@ -1214,7 +1223,7 @@ lab: setup
 """
 
 # Never copied into the student bundle.
-_INSTRUCTOR_ONLY = {"course.py"}
+_INSTRUCTOR_ONLY = {"course.py", "autograde.py", "sandbox.py"}  # the grader, not the students' tools
 
 
 def bundle(out: str | os.PathLike, *, course: str | os.PathLike | None = None, force: bool = False) -> Path:

@@ -268,7 +268,7 @@ def hostile(tmp_path_factory):
     cli = [str(Path(sys.executable).parent / "cs-course"), "--course", str(COURSE_ROOT)]
     env = dict(__import__("os").environ, PATH=str(Path(sys.executable).parent) + ":" + __import__("os").environ["PATH"])
     run = subprocess.run(cli + ["grade", str(workspace), A1, "-j", "2", "--no-progress", *LIMITS],
-                         capture_output=True, text=True, env=env, timeout=1500)
+                         capture_output=True, text=True, env=env, timeout=850)
     blocks: dict[str, str] = {}
     current = None
     for line in run.stdout.splitlines():
