@@ -320,10 +320,72 @@ class Referee:
     so that a test cell always runs with the real comparison helpers.
     """
 
-    def __init__(self, user_ns: dict) -> None:
+    def __init__(self, user_ns: dict, shell=None) -> None:
         self.user_ns = user_ns
         self.modules: dict[str, tuple[object, dict]] = {}
         self.names: dict[str, object] = {}
+        self.shell = shell
+        self.hooks: dict[str, object] = {}
+        self.shell_attributes: set[str] = set()
+        if shell is not None:
+            self.snapshot_hooks()
+
+    # IPython's and the interpreter's hooks that decide what a cell runs and how its errors are
+    # reported: input and AST transformers, custom exception handlers, event callbacks, the
+    # display and exception hooks, the output streams.
+    _LISTS = ("input_transformers_cleanup", "input_transformers_post", "ast_transformers")
+    _VALUES = ("custom_exceptions", "CustomTB")
+    _SYS = ("excepthook", "displayhook", "stdout", "stderr")
+
+    def snapshot_hooks(self) -> None:
+        shell = self.shell
+        for name in self._LISTS:
+            self.hooks[name] = list(getattr(shell, name, []))
+        for name in self._VALUES:
+            self.hooks[name] = getattr(shell, name, None)
+        self.hooks["events"] = {k: list(v) for k, v in getattr(shell.events, "callbacks", {}).items()}
+        for name in self._SYS:
+            self.hooks["sys." + name] = getattr(sys, name)
+        self.shell_attributes = set(vars(shell))
+
+    def _verify_hooks(self) -> list[str]:
+        if self.shell is None:
+            return []
+        shell, changed = self.shell, []
+        for name in self._LISTS:
+            current = getattr(shell, name, None)
+            saved = self.hooks[name]
+            if not isinstance(current, list):
+                setattr(shell, name, list(saved))
+                changed.append(f"IPython {name}")
+            elif len(current) != len(saved) or any(a is not b for a, b in zip(current, saved)):
+                current[:] = saved
+                changed.append(f"IPython {name}")
+        for name in self._VALUES:
+            if getattr(shell, name, None) is not self.hooks[name]:
+                setattr(shell, name, self.hooks[name])
+                changed.append(f"IPython {name}")
+        callbacks = getattr(shell.events, "callbacks", {})
+        for event, saved in self.hooks["events"].items():
+            current = callbacks.get(event)
+            if current is None or len(current) != len(saved) or any(a is not b for a, b in zip(current, saved)):
+                callbacks[event] = list(saved)
+                changed.append(f"IPython event {event}")
+        for name in self._SYS:
+            if getattr(sys, name) is not self.hooks["sys." + name]:
+                setattr(sys, name, self.hooks["sys." + name])
+                changed.append(f"sys.{name}")
+        for name in set(vars(shell)) - self.shell_attributes:
+            if callable(getattr(type(shell), name, None)):  # an instance attribute hiding a method
+                delattr(shell, name)
+                changed.append(f"IPython shell.{name}")
+        if sys.gettrace() is not None:
+            try:
+                sys.settrace(None)
+                changed.append("sys.settrace")
+            except Exception:
+                pass
+        return changed
 
     def snapshot_modules(self, names=WATCHED_MODULES) -> None:
         for name in names:
@@ -339,7 +401,7 @@ class Referee:
         self.snapshot_modules()  # modules the instructor cells imported since
 
     def verify(self) -> list[str]:
-        changed = []
+        changed = self._verify_hooks()
         for name, (module, saved) in self.modules.items():
             if sys.modules.get(name) is not module:
                 sys.modules[name] = module
@@ -407,7 +469,7 @@ def main(argv: list[str] | None = None) -> None:
         except Exception:  # a locked cell will report the same error where it matters
             pass
     shell = app.shell
-    referee = Referee(shell.user_ns)
+    referee = Referee(shell.user_ns, shell)
     referee.snapshot_modules()
     import builtins
 

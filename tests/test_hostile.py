@@ -539,3 +539,58 @@ def test_the_canonical_notebook_keeps_a_students_extra_cells_in_place():
     assert "q2_convolve1d-visible" in ids
     assert any("q2_convolve1d-visible" in n for n in notes)
     assert len(cells) == len(release.cells) + 1
+
+
+def test_without_the_policy_the_referee_still_undoes_the_tricks_before_each_test():
+    """Defence in depth: with the static policy switched off, the tricks run (an input transformer
+    blanks the next cell), yet every test cell runs intact with the real helpers and fails the wrong
+    answer, and the report lists what the referee put back."""
+    from cs_utils.autograde import execute_notebook
+
+    nb = nbformat.read(SOURCE_NB, as_version=4)
+    _answer(nb, "q1_corr1d-answer", WRONG_CORR1D)
+    _insert_after(nb, "q1_corr1d-answer", textwrap.dedent("""\
+        import cs_utils.grading as grading
+        np.abs = lambda x: x * 0
+        grading.check_close = lambda *args, **kwargs: None
+        check_close = lambda *args, **kwargs: None
+        call = lambda f, *args, **kwargs: f(*args, **kwargs)
+        get_ipython().set_custom_exc((Exception,), lambda *args, **kwargs: None)
+        get_ipython().input_transformers_cleanup.append(lambda lines: [])
+        """))
+    nb.cells.insert(_index(nb, "q1_corr1d-answer") + 2, nbformat.v4.new_code_cell('print("not blanked")'))
+    nb.cells = nb.cells[:_index(nb, "q1_corr1d-hidden") + 1]  # no need to run the rest
+    executed, report = execute_notebook(nb, {"policy": False, "timeout": 30})
+    tricks, blanked = executed.cells[_index(nb, "q1_corr1d-answer") + 1:_index(nb, "q1_corr1d-answer") + 3]
+    assert not any(o.output_type == "error" for o in tricks.outputs), tricks.outputs  # the tricks did run
+    assert "not blanked" not in _outputs(blanked)  # and the transformer worked on the next cell
+    for grade_id in ("q1_corr1d-visible", "q1_corr1d-hidden"):
+        errors = [o for o in executed.cells[_index(nb, grade_id)].outputs if o.output_type == "error"]
+        assert errors and errors[0].ename == "CheckFailed", (grade_id, executed.cells[_index(nb, grade_id)].outputs)
+    restored = " ".join(report["tampering"][0]["restored"])
+    for thing in ("numpy.abs", "cs_utils.grading.check_close", "check_close", "call",
+                  "IPython input_transformers_cleanup", "IPython custom_exceptions"):
+        assert thing in restored, restored
+
+
+def test_the_unprivileged_user_must_be_able_to_reach_the_interpreter():
+    import shutil
+    import tempfile
+
+    from cs_utils.sandbox import _path_chain_usable
+
+    nobody = (65534, 65534)
+    tmp_path = Path(tempfile.mkdtemp(dir="/tmp" if Path("/tmp").is_dir() else None))  # pytest's base is private
+    open_dir = tmp_path / "open"
+    closed_dir = tmp_path / "closed"
+    for folder, mode in ((open_dir, 0o755), (closed_dir, 0o700)):
+        (folder / "bin").mkdir(parents=True)
+        (folder / "bin" / "python").write_text("")
+        (folder / "bin" / "python").chmod(0o755)
+        folder.chmod(mode)
+    tmp_path.chmod(0o755)
+    try:
+        assert _path_chain_usable(str(open_dir / "bin" / "python"), *nobody)
+        assert not _path_chain_usable(str(closed_dir / "bin" / "python"), *nobody)
+    finally:
+        shutil.rmtree(tmp_path)
