@@ -286,12 +286,12 @@ def install_policy(read_roots, write_roots, profile_codes=()) -> None:
             if not (args and args[0] in (_pid, 0)):
                 raise _Violation("the grader does not let a submission signal other processes")
         elif event in ("object.__setattr__", "object.__delattr__"):
-            # CPython audits assigning a function's __code__ and an object's __class__ (and a few
-            # harmless attributes that libraries set): replacing the code of a library function or
-            # the class of a library object is refused; the notebook's own are its business.
+            # CPython audits assigning a function's __code__ (and a few attributes that libraries
+            # set as they load, such as a module's __class__): replacing the code of a library
+            # function is refused; the notebook's own functions are its business.
             target = args[0] if args else None
             name = args[1] if len(args) > 1 else None
-            if name not in ("__code__", "__class__"):
+            if name != "__code__":
                 return
             owner = target.__module__ if _type(target) is _function else _type(target).__module__
             if owner != "__main__":
@@ -408,9 +408,14 @@ class Referee:
                 changed.append(f"sys.modules[{name!r}]")
             current = vars(module)
             for key, value in saved.items():
-                if current.get(key, _MISSING) is not value:
-                    current[key] = value
-                    changed.append(f"{name}.{key}")
+                now = current.get(key, _MISSING)
+                if now is value:
+                    continue
+                if _library_wrapper(now, value, name):
+                    saved[key] = now  # the library wrapped its own function as it loaded more of itself
+                    continue
+                current[key] = value
+                changed.append(f"{name}.{key}")
             if "__getattr__" in current and "__getattr__" not in saved:
                 del current["__getattr__"]
                 changed.append(f"{name}.__getattr__")
@@ -419,6 +424,21 @@ class Referee:
                 self.user_ns[name] = value
                 changed.append(name)
         return changed
+
+
+def _library_wrapper(new, old, module: str) -> bool:
+    """``new`` is the package's own wrapper of ``old`` (torch wraps some of its functions lazily)."""
+    package = module.split(".")[0]
+    owner = getattr(new, "__module__", None) or ""
+    if owner.split(".")[0] != package:
+        return False
+    seen = 0
+    while new is not None and seen < 10:
+        new = getattr(new, "__wrapped__", None)
+        if new is old:
+            return True
+        seen += 1
+    return False
 
 
 # --------------------------------------------------------------------------

@@ -481,6 +481,19 @@ def test_the_referee_puts_back_modules_and_names():
         assert sorted(referee.verify()) == ["check", "math.sqrt"]
         assert math.sqrt is real_sqrt and namespace["check"] is print
         assert referee.verify() == []
+
+        def wrapped(x):  # the library wrapping its own function (torch does this to manual_seed)
+            return real_sqrt(x)
+
+        wrapped.__wrapped__, wrapped.__module__ = real_sqrt, "math"
+        math.sqrt = wrapped
+        assert referee.verify() == [] and math.sqrt is wrapped
+        math.sqrt = real_sqrt
+        fresh = Referee({})
+        fresh.snapshot_modules(["math"])
+        wrapped.__module__ = "__main__"  # a notebook's wrapper is not the library's
+        math.sqrt = wrapped
+        assert fresh.verify() == ["math.sqrt"] and math.sqrt is real_sqrt
     finally:
         math.sqrt = real_sqrt
 
