@@ -715,7 +715,9 @@ def canonical_cells(release_cells: Sequence[NotebookNode], student_cells: Sequen
         gid = meta.get("grade_id")
         role = roles.get(gid) if gid else None
         if role == "answer" and gid not in answers and cell.cell_type == roles_cell_type(release_cells, release_ids, gid):
-            answer = copy.deepcopy(cell)
+            # the release's cell (its metadata: the student may have edited that too) with the student's code
+            answer = copy.deepcopy(release_cells[release_ids.index(gid)])
+            answer.source = cell.source
             answers[gid] = answer
             anchor = gid
             continue

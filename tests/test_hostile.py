@@ -159,6 +159,8 @@ def _edited_points():
     nb = _solution()
     nb.cells[_index(nb, "q1_corr1d-visible")].metadata["nbgrader"]["points"] = 50
     nb.cells[_index(nb, "q5_sizes-hidden")].metadata["nbgrader"]["points"] = 80
+    # and an answer cell made into a graded cell worth 100 points
+    nb.cells[_index(nb, "q8_kernels-answer")].metadata["nbgrader"].update(grade=True, points=100)
     return nb
 
 
