@@ -11,7 +11,7 @@ EXT    := cs_utils/_fastops.pyx
 export PATH := $(BIN):$(PATH)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup ext lab test bench clean browser slides
+.PHONY: setup ext lab test bench bench-grading clean browser slides
 
 setup: $(STAMP) ext
 
@@ -44,6 +44,9 @@ test: setup browser slides
 
 bench: setup
 	$(BIN)/python bench/conv.py
+
+bench-grading: setup        ## grade 100 submissions on 1, 2 and 2 Dask workers (tens of minutes on 2 cores)
+	$(BIN)/python bench/grading.py
 
 clean:
 	rm -rf build cs_utils/_fastops.c cs_utils/_fastops*.so .pytest_cache
