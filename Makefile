@@ -28,7 +28,7 @@ $(STAMP): pyproject.toml setup.py
 ext: $(STAMP)
 	@if [ ! -f $(EXT) ]; then echo "no $(EXT) yet"; exit 0; fi; \
 	if [ ! -f "$$(ls cs_utils/_fastops*.so 2>/dev/null | head -n1)" ] || [ $(EXT) -nt "$$(ls cs_utils/_fastops*.so | head -n1)" ]; then \
-		CS_UTILS_REQUIRE_CYTHON=1 $(BIN)/python setup.py -q build_ext --inplace; \
+		CS_UTILS_REQUIRE_CYTHON=1 $(BIN)/python setup.py -q build_ext --inplace || exit 1; \
 	fi; \
 	$(BIN)/python -c "import cs_utils.im2col as m; print('cs_utils Cython extension built:', m.HAVE_CYTHON)"
 
