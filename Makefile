@@ -11,7 +11,7 @@ EXT    := cs_utils/_fastops.pyx
 export PATH := $(BIN):$(PATH)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: setup ext lab test bench clean browser slides test-slides
+.PHONY: setup ext lab test bench bench-grading clean browser slides test-slides
 
 setup: $(STAMP) ext
 
@@ -28,7 +28,7 @@ $(STAMP): pyproject.toml setup.py
 ext: $(STAMP)
 	@if [ ! -f $(EXT) ]; then echo "no $(EXT) yet"; exit 0; fi; \
 	if [ ! -f "$$(ls cs_utils/_fastops*.so 2>/dev/null | head -n1)" ] || [ $(EXT) -nt "$$(ls cs_utils/_fastops*.so | head -n1)" ]; then \
-		CS_UTILS_REQUIRE_CYTHON=1 $(BIN)/python setup.py -q build_ext --inplace; \
+		CS_UTILS_REQUIRE_CYTHON=1 $(BIN)/python setup.py -q build_ext --inplace || exit 1; \
 	fi; \
 	$(BIN)/python -c "import cs_utils.im2col as m; print('cs_utils Cython extension built:', m.HAVE_CYTHON)"
 
@@ -49,6 +49,9 @@ test-slides: setup
 
 bench: setup
 	$(BIN)/python bench/conv.py
+
+bench-grading: setup        ## grade 100 submissions on 1, 2 and 2 Dask workers (tens of minutes on 2 cores)
+	$(BIN)/python bench/grading.py
 
 clean:
 	rm -rf build cs_utils/_fastops.c cs_utils/_fastops*.so .pytest_cache

@@ -8,10 +8,23 @@ loads this file for everything else, so running ``nbgrader`` by hand in a
 workspace with ``--config`` pointing here gives the same behaviour.
 """
 
-from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
-from nbgrader.preprocessors import ClearHiddenTests, GetGrades
+from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
+from nbgrader.preprocessors import (
+    AssignLatePenalties,
+    CheckCellMetadata,
+    ClearHiddenTests,
+    ClearOutput,
+    DeduplicateIds,
+    GetGrades,
+    IgnorePattern,
+    LimitOutput,
+    OverwriteCells,
+    OverwriteKernelspec,
+    SaveAutoGrades,
+)
 
-from cs_utils.course import ShortenHiddenTracebacks
+from cs_utils.autograde import RestoreCellOrder, SandboxedExecute
+from cs_utils.course import FailedTestsSummary, ShortenHiddenTracebacks
 
 c = get_config()  # noqa: F821 (provided by traitlets when this file is loaded)
 
@@ -24,14 +37,45 @@ c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedb
 c.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
 c.ClearSolutions.text_stub = "YOUR ANSWER HERE"
 
-# Autograding: a cell that runs longer than this (seconds) is interrupted and
-# scores 0; the rest of the notebook still runs.
+# Autograding (see cs_utils/autograde.py). Before anything runs, the submission
+# is rebuilt on the release's sequence of cells (RestoreCellOrder: deleted,
+# reordered, retyped or duplicated cells, removed or renamed grade_ids), then
+# nbgrader restores the hidden tests, points and checksums (OverwriteCells, with
+# missing grade cells added back).
+c.Autograde.sanitize_preprocessors = [
+    ClearOutput,
+    RestoreCellOrder,
+    DeduplicateIds,
+    OverwriteKernelspec,
+    OverwriteCells,
+    CheckCellMetadata,
+]
+c.OverwriteCells.add_missing_cells = True
+# The notebook runs in a sandboxed kernel instead of nbgrader's plain one
+# (SandboxedExecute; `cs-course grade` runs it in worker processes or on a
+# Dask cluster and copies the outputs back); the rest is nbgrader's scoring.
+c.Autograde.autograde_preprocessors = [
+    SandboxedExecute,
+    IgnorePattern,
+    ClearMetadataPreprocessor,
+    LimitOutput,
+    SaveAutoGrades,
+    AssignLatePenalties,
+    CheckCellMetadata,
+]
+# A cell that runs longer than this (seconds) is interrupted (and its kernel
+# killed if it ignores the interrupt); it scores 0 and the rest still runs.
 c.Execute.timeout = 60
 c.Execute.interrupt_on_timeout = True
-# The grading kernel's own log: ipykernel warns on every start that it listens on
-# localhost TCP (its messages are still signed with the connection key); one such
-# line per submission buries the grading report, so only its errors are shown.
 c.Execute.extra_arguments = ["--IPKernelApp.log_level=ERROR"]
+# Limits of one submission's kernel: wall-clock time for the whole notebook,
+# memory (address space), CPU time, size of any file it writes. The kernel runs
+# as this user when grading as root and that user can run the interpreter.
+c.SandboxedExecute.submission_timeout = 600
+c.SandboxedExecute.memory_mb = 3072
+c.SandboxedExecute.cpu_seconds = 900
+c.SandboxedExecute.file_mb = 64
+c.SandboxedExecute.user = "nobody"
 # nbgrader scores a test cell 0 when anything reaches stderr. Library warnings
 # (a NumPy RuntimeWarning, a torch UserWarning) must not cost a correct answer
 # its points, so stderr output that is a Python warning is dropped before scoring.
@@ -41,11 +85,13 @@ c.IgnorePattern.pattern = r"\w*Warning: "
 c.LimitOutput.max_lines = 1000
 c.LimitOutput.max_traceback = 100
 
-# Feedback returned to students shows their answers, the visible tests and the
+# Feedback returned to students opens with a list of the tests that failed and
+# why (FailedTestsSummary), then shows their answers, the visible tests and the
 # messages of failed checks, never the code of the hidden tests (neither in the
 # cell nor quoted by the traceback of a failed hidden check).
 c.GenerateFeedback.preprocessors = [
     GetGrades,
+    FailedTestsSummary,
     ShortenHiddenTracebacks,
     ClearHiddenTests,
     CSSHTMLHeaderPreprocessor,

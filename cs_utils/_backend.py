@@ -84,12 +84,17 @@ class Like:
         return a
 
 
-def for_backend(backend: str, *arrays: Any) -> list[Any]:
-    """Convert ``arrays`` to what ``backend`` computes on: tensors for torch, NumPy otherwise."""
+def for_backend(backend: str, *arrays: Any, device: Any = None) -> list[Any]:
+    """Convert ``arrays`` to what ``backend`` computes on: tensors for torch, NumPy otherwise.
+
+    NumPy arrays bound for torch go to ``device``, else to the device of the first tensor
+    among ``arrays``, else to the CPU.
+    """
     if backend == "torch":
         import torch
 
-        device = next((a.device for a in arrays if is_tensor(a)), torch.device("cpu"))
+        if device is None:
+            device = next((a.device for a in arrays if is_tensor(a)), torch.device("cpu"))
         return [a if is_tensor(a) else torch.from_numpy(np.ascontiguousarray(a)).to(device) for a in arrays]
     return [tensor_to_numpy(a, f"backend={backend!r}") if is_tensor(a) else np.ascontiguousarray(a) for a in arrays]
 

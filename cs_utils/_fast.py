@@ -79,7 +79,8 @@ class _Parallel:
     The threads are plain Python threads; the work they do (the Cython kernels and
     NumPy's matrix products) releases the GIL, so they run at the same time. While
     they run, the BLAS library is limited to one thread (threadpoolctl), so that
-    two threads do not each start a full BLAS thread team. The number of threads is
+    two threads do not each start a full BLAS thread team. No OpenMP is involved, so
+    nothing competes with the OpenMP runtime that torch brings. The number of threads is
     at most the number of cores this process may use and at most the number of BLAS
     threads allowed when the call starts (OMP_NUM_THREADS=1, OPENBLAS_NUM_THREADS=1
     or threadpoolctl's ``threadpool_limits(1)`` therefore keep every layer on one

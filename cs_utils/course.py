@@ -5,12 +5,22 @@ One command per step of a TA's week::
     cs-course release [ASSIGNMENT ...]          # solutions/ -> assignments/, then prove nothing leaked
     cs-course release --check                   # same, into a temporary folder: is assignments/ in sync?
     cs-course collect WORKSPACE SOURCE          # a folder or zip of <student>/<assignment>/*.ipynb -> submitted/
-    cs-course grade WORKSPACE [ASSIGNMENT] -j N # autograde every submission, N at a time
+    cs-course grade WORKSPACE [ASSIGNMENT] -j N # autograde every submission, N at a time, each sandboxed
+    cs-course grade WORKSPACE --dask ADDRESS    # the same, on a Dask cluster
     cs-course feedback WORKSPACE [ASSIGNMENT]   # HTML feedback per student, without the hidden tests
     cs-course report WORKSPACE [ASSIGNMENT]     # grades.csv, question_means.csv, grades.png
     cs-course bundle OUT                        # the student-facing copy of the course
     cs-course scan PATH ...                     # the leak scan on its own
     cs-course demo WORKSPACE                    # all of the above on sample submissions
+
+Grading runs every notebook in a sandboxed kernel (``cs_utils.autograde`` and
+``cs_utils.sandbox``): cells back in the release's order, student code checked
+against a static policy before it runs, a private working folder, limits on
+memory, CPU and wall-clock time, kernels restarted when student code kills
+them, and checks that student code cannot reach. The notebooks run in local
+worker processes (``-j``) or on a Dask cluster (``--dask``); this process does
+nbgrader's bookkeeping and marks each submission done, so an interrupted run
+resumes where it stopped.
 
 The *course* is this repository (``nbgrader_config.py``, ``solutions/``,
 ``assignments/``). Graded work lives in a *workspace* outside it, which is an
@@ -64,6 +74,8 @@ __all__ = [
     "GradeResult",
     "CourseError",
     "ShortenHiddenTracebacks",
+    "FailedTestsSummary",
+    "GRADED_MARKER",
 ]
 
 log = logging.getLogger("cs_course")
@@ -552,6 +564,10 @@ def prepare_workspace(
 
 @dataclasses.dataclass
 class GradeResult:
+    """What grading one submission gave: its score, or why it could not be graded (``error``),
+    and what the grader noticed on the way (``notes``: restored cells, code it would not run,
+    kernel deaths, a renamed notebook)."""
+
     student: str
     assignment: str
     ok: bool
@@ -560,23 +576,35 @@ class GradeResult:
     seconds: float = 0.0
     error: str = ""
     skipped: bool = False
+    notes: list[str] = dataclasses.field(default_factory=list)
+    worker: str = ""  # host:pid of the process that ran the notebook
+    cpu_seconds: float = 0.0  # CPU time of that run (worker and kernels)
 
 
-def _submission_stamp(path: Path) -> str:
-    stamp = path / "timestamp.txt"
-    return stamp.read_text().strip() if stamp.is_file() else ""
+GRADED_MARKER = ".cs-course-graded.json"  # written last, in autograded/<student>/<assignment>/
+_EXECUTED = ".cs-course/executed"  # executed notebooks waiting for nbgrader's bookkeeping
+_COPY_NAME = re.compile(r"^(?:Copy of |Copy_of_)?(?P<stem>.+?)(?:[-_ ]?\(?(?:Copy|copy)\d*\)?|[-_ ]\(?\d+\)?|-checkpoint)?$")
+
+
+def _submission_digest(folder: Path) -> str:
+    """The identity of a submission: names and bytes of every file the student handed in."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and ".ipynb_checkpoints" not in p.parts):
+        digest.update(path.relative_to(folder).as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
 
 
 def _is_graded(workspace: Path, assignment: str, student: str) -> bool:
-    """Autograded output exists for this very submission (same timestamp, same notebooks)."""
+    """This very submission was graded to the end: the marker that is written last matches it."""
+    marker = workspace / "autograded" / student / assignment / GRADED_MARKER
     submitted = workspace / "submitted" / student / assignment
-    graded = workspace / "autograded" / student / assignment
-    if not graded.is_dir():
+    if not marker.is_file() or not submitted.is_dir():
         return False
-    if _submission_stamp(submitted) != _submission_stamp(graded):
+    try:
+        return json.loads(marker.read_text()).get("submission") == _submission_digest(submitted)
+    except (OSError, ValueError):
         return False
-    names = {p.name for p in submitted.glob("*.ipynb")}
-    return names <= {p.name for p in graded.glob("*.ipynb")}
 
 
 def _scores(workspace: Path, course: Path, assignment: str) -> dict[str, tuple[float, float]]:
@@ -591,33 +619,188 @@ def _scores(workspace: Path, course: Path, assignment: str) -> dict[str, tuple[f
     return scores
 
 
-def _autograde_one(workspace: str, course: str, assignment: str, student: str) -> GradeResult:
-    """Grade one submission (runs in a worker process)."""
+def _notebook_names(workspace: Path, assignment: str) -> list[str]:
+    return sorted(p.stem for p in (workspace / RELEASE / assignment).glob("*.ipynb"))
+
+
+def _normalise_names(folder: Path, expected: Sequence[str]) -> list[str]:
+    """A notebook handed in under another name (``convolution-Copy1.ipynb``, ``convolution (2).ipynb``,
+    ``Copy of convolution.ipynb``) is graded as the notebook it is a copy of, when that one is missing.
+    The student's file stays; a copy with the expected name is added. Returns what was done."""
+    notes = []
+    present = {p.stem: p for p in folder.glob("*.ipynb")}
+    for name in expected:
+        if name in present:
+            continue
+        candidates = [p for stem, p in present.items() if stem not in expected
+                      and (m := _COPY_NAME.match(stem)) and m.group("stem") == name]
+        if not candidates and len(expected) == 1:
+            candidates = [p for stem, p in present.items() if stem not in expected]
+        if len(candidates) == 1:
+            shutil.copy2(candidates[0], folder / f"{name}.ipynb")
+            notes.append(f"graded {candidates[0].name} as {name}.ipynb (the assignment's notebook was not there)")
+        elif candidates:
+            notes.append(f"{name}.ipynb is missing and {len(candidates)} other notebooks could be it "
+                         f"({', '.join(sorted(p.name for p in candidates))}); none was graded")
+    return notes
+
+
+def _notebook_problem(path: Path) -> str | None:
+    """Why ``path`` cannot be graded as a notebook, or None."""
+    import nbformat
+
+    data = path.read_bytes()
+    if not data.strip():
+        return f"{path.name} is empty"
+    if len(data) > _MAX_NOTEBOOK_BYTES:
+        return f"{path.name} is too large for a notebook ({len(data) / 2**20:.0f} MiB)"
+    try:
+        nbformat.reads(data.decode("utf-8"), as_version=4)
+    except Exception as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        return f"{path.name} is not a valid notebook: {reason}"
+    return None
+
+
+def _sanitize(workspace: Path, course: Path, config, assignment: str, student: str, notebook: str):
+    """The notebook nbgrader will grade: the submission through the course's sanitize preprocessors
+    (the same ones ``nbgrader autograde`` runs again when it does the bookkeeping)."""
+    import nbformat
+    from nbgrader.converters import Autograde
+
+    path = workspace / "submitted" / student / assignment / f"{notebook}.ipynb"
+    nb = nbformat.read(str(path), as_version=4)
+    resources = {"nbgrader": {"student": student, "assignment": assignment, "notebook": notebook,
+                              "db_url": f"sqlite:///{workspace / 'gradebook.db'}"},
+                 "metadata": {"path": str(path.parent)}}
+    classes = config.Autograde.sanitize_preprocessors if "sanitize_preprocessors" in config.Autograde \
+        else Autograde.sanitize_preprocessors.default_value
+    for cls in classes:
+        preprocessor = cls(config=config)
+        if getattr(preprocessor, "enabled", True) is False:
+            continue
+        nb, resources = preprocessor.preprocess(nb, resources)
+    return nb, resources.get("cs_course", {}).get("restored", [])
+
+
+def _execution_settings(config, limits: dict | None) -> dict:
+    from cs_utils.autograde import SandboxedExecute
+
+    settings = dataclasses.asdict(SandboxedExecute(config=config).settings())
+    settings.update({k: v for k, v in (limits or {}).items() if v is not None})
+    return settings
+
+
+def _task(workspace: Path, course: Path, config, assignment: str, student: str, settings: dict):
+    """(task for a worker, notes, error): everything the sandbox needs, as plain data."""
+    import nbformat
+
+    folder = workspace / "submitted" / student / assignment
+    notes = _normalise_names(folder, _notebook_names(workspace, assignment))
+    notebooks, files = {}, {}
+    for name in _notebook_names(workspace, assignment):
+        path = folder / f"{name}.ipynb"
+        if not path.is_file():
+            notes.append(f"{name}.ipynb was not handed in: it scores 0")
+            continue
+        problem = _notebook_problem(path)
+        if problem:
+            return None, notes, problem
+        try:
+            nb, restored = _sanitize(workspace, course, config, assignment, student, name)
+        except Exception as exc:
+            return None, notes, f"{name}.ipynb could not be prepared for grading: {type(exc).__name__}: {exc}"
+        notes += restored
+        notebooks[name] = nbformat.writes(nb)
+    # files the student handed in next to the notebooks, and the assignment's own data files
+    for base in (folder, workspace / SOURCE / assignment):
+        for path in sorted(p for p in base.rglob("*") if p.is_file()):
+            rel = path.relative_to(base).as_posix()
+            if path.suffix == ".ipynb" or rel == "timestamp.txt" or ".ipynb_checkpoints" in rel or path.stat().st_size > 20 * 2**20:
+                continue
+            import base64
+
+            files[rel] = base64.b64encode(path.read_bytes()).decode()
+    task = {"student": student, "assignment": assignment, "notebooks": notebooks, "files": files, "settings": settings}
+    return task, notes, None
+
+
+def _execution_notes(reports: dict) -> list[str]:
+    notes = []
+    for name, report in reports.items():
+        for index, messages in sorted(report.get("cells", {}).items(), key=lambda kv: int(kv[0])):
+            for message in messages:
+                notes.append(f"{name} cell {index}: {message}")
+        for event in report.get("tampering", []):
+            notes.append(f"{name}: before cell {event['before_cell']} the grader put back what student code had "
+                         f"changed: {', '.join(event['restored'][:5])}")
+        if report.get("restarts"):
+            notes.append(f"{name}: {report['restarts']} fresh kernel(s) after the kernel died")
+    return notes
+
+
+def _bookkeep(workspace: Path, course: Path, assignment: str, student: str, outcome: dict | None,
+              notes: list[str]) -> GradeResult:
+    """nbgrader autograde with the executed notebooks copied in: scores, gradebook, autograded files;
+    then the marker that says this submission is done."""
+    import nbformat
+
     import warnings
 
-    start = time.perf_counter()
-    result = GradeResult(student, assignment, ok=False)
     # SQLAlchemy warns about nbgrader's session handling on every submission; harmless.
     warnings.filterwarnings("ignore", message=".*not in session.*")
-    try:
-        api = nbgrader_api(workspace, course=Path(course))
-        for attempt in range(4):
-            outcome = api.autograde(assignment, student, force=True, create=True)
-            text = (outcome.get("error") or "") + (outcome.get("log") or "")
-            if outcome.get("success") or "database is locked" not in text:
-                break
-            time.sleep(0.5 * (attempt + 1))  # another worker holds the SQLite gradebook: wait and retry
-        if outcome.get("success"):
-            score, max_score = _scores(Path(workspace), Path(course), assignment).get(student, (None, None))
-            result.ok, result.score, result.max_score = True, score, max_score
-        else:
-            lines = [ln for ln in (outcome.get("log") or "").splitlines() if ln.startswith(("[ERROR]", "[CRITICAL]"))]
-            error = (outcome.get("error") or "").strip().splitlines()
-            result.error = (lines[0] if lines else (error[-1] if error else "autograde failed"))[:500]
-    except Exception as exc:  # a worker must always report back
-        result.error = f"{type(exc).__name__}: {exc}"[:500]
-    result.seconds = time.perf_counter() - start
+    result = GradeResult(student, assignment, ok=False, notes=list(notes))
+    failures = [f"{name}: {report['error']}" for name, report in (outcome or {}).get("reports", {}).items()
+                if report.get("error")]
+    if failures:  # the notebook did not run: no score at all is better than a wrong one
+        result.error = "the grader could not run " + "; ".join(failures)[:400]
+        return result
+    executed = workspace / _EXECUTED
+    target = executed / student / assignment
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    for name, text in (outcome or {}).get("notebooks", {}).items():
+        (target / f"{name}.ipynb").write_text(text)
+    result.notes += _execution_notes((outcome or {}).get("reports", {}))
+    from cs_utils.autograde import ReplayExecute, SandboxedExecute
+
+    config = _load_config(course)
+    steps = list(config.Autograde.autograde_preprocessors) if "autograde_preprocessors" in config.Autograde else []
+    steps = [ReplayExecute if step is SandboxedExecute else step for step in steps]
+    if ReplayExecute not in steps:
+        raise CourseError("nbgrader_config.py: c.Autograde.autograde_preprocessors must contain SandboxedExecute")
+    api = nbgrader_api(workspace, course=course, **{"Autograde.autograde_preprocessors": steps,
+                                                    "ReplayExecute.executed_directory": str(executed)})
+    for attempt in range(4):
+        outcome_nb = api.autograde(assignment, student, force=True, create=True)
+        text = (outcome_nb.get("error") or "") + (outcome_nb.get("log") or "")
+        if outcome_nb.get("success") or "database is locked" not in text:
+            break
+        time.sleep(0.5 * (attempt + 1))  # another cs-course process holds the SQLite gradebook
+    shutil.rmtree(target, ignore_errors=True)
+    if not outcome_nb.get("success"):
+        lines = [ln for ln in (outcome_nb.get("log") or "").splitlines() if ln.startswith(("[ERROR]", "[CRITICAL]"))]
+        error = (outcome_nb.get("error") or "").strip().splitlines()
+        result.error = "nbgrader autograde: " + (lines[0] if lines else (error[-1] if error else "failed"))[:400]
+        return result
+    score, max_score = _scores(workspace, course, assignment).get(student, (None, None))
+    result.ok, result.score, result.max_score = True, score, max_score
+    graded = workspace / "autograded" / student / assignment
+    marker = {"submission": _submission_digest(workspace / "submitted" / student / assignment),
+              "score": score, "max_score": max_score, "graded_at": time.strftime("%Y-%m-%d %H:%M:%S"),
+              "notes": result.notes}
+    tmp = graded / (GRADED_MARKER + ".tmp")
+    tmp.write_text(json.dumps(marker, indent=1))
+    os.replace(tmp, graded / GRADED_MARKER)
     return result
+
+
+def _worker_init() -> None:
+    """Each grading worker dies with the process that started it (and its kernels die with it)."""
+    from cs_utils.sandbox import _set_parent_death_signal
+
+    _set_parent_death_signal()
 
 
 def _submissions(workspace: Path, assignment: str, students: Sequence[str] | None) -> list[str]:
@@ -642,6 +825,18 @@ def _resolve_assignments(workspace: Path, course: Path, assignment: str | None) 
     return names
 
 
+def _make_executor(jobs: int, dask: str | None):
+    """(executor, closer): a local process pool, or a Dask cluster's executor."""
+    if dask:
+        from distributed import Client
+
+        client = Client(dask, set_as_default=False)
+        return client.get_executor(pure=False, retries=1), client.close
+    pool = cf.ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=multiprocessing.get_context("spawn"),
+                                  initializer=_worker_init)
+    return pool, lambda: pool.shutdown(wait=True, cancel_futures=True)
+
+
 def grade(
     workspace: str | os.PathLike,
     assignment: str | None = None,
@@ -652,53 +847,129 @@ def grade(
     course: str | os.PathLike | None = None,
     progress: bool = True,
     executor: cf.Executor | None = None,
+    dask: str | None = None,
+    limits: dict | None = None,
 ) -> list[GradeResult]:
-    """Autograde every submission in ``workspace`` (``jobs`` at a time, each in its own process).
+    """Autograde every submission in ``workspace``: ``jobs`` at a time, each in its own sandboxed kernel.
 
-    A submission whose autograded copy is up to date is skipped unless
-    ``force``, so an interrupted run picks up where it stopped. A submission
-    that fails is reported in its result and never stops the others.
-    ``executor`` (any :class:`concurrent.futures.Executor`, e.g. a Dask
-    client's ``get_executor()``) replaces the local process pool; its workers
-    must see the same workspace and course paths.
+    This process prepares each submission (nbgrader's sanitize step, with the
+    cells put back in the release's order) and does the bookkeeping (nbgrader
+    autograde with the executed outputs, then a marker); the notebooks run in
+    worker processes (``jobs`` of them), or on a Dask cluster (``dask``: the
+    scheduler's address), or in any ``executor`` given; workers need the course
+    package installed, not the workspace. ``limits`` overrides the sandbox's
+    settings (``timeout``, ``submission_timeout``, ``memory_mb``, ``cpu_seconds``,
+    ...; see :class:`cs_utils.autograde.ExecutionSettings`).
+
+    A submission whose marker matches its files is skipped unless ``force``,
+    so a run that was killed picks up where it stopped: nothing is graded
+    twice and nothing graded is lost. A submission that cannot be graded is
+    reported in its result (``error``) and never stops the others.
     """
     from tqdm import tqdm
 
     course = find_course_root(course)
     workspace = _init_workspace(workspace)
     _ensure_tools_on_path()
+    config = _load_config(course)
+    config.CourseDirectory.root = str(workspace)
+    settings = _execution_settings(config, limits)
     results: list[GradeResult] = []
-    for name in _resolve_assignments(workspace, course, assignment):
-        prepare_workspace(workspace, name, course=course)
-        todo = []
-        for student in _submissions(workspace, name, students):
-            if not force and _is_graded(workspace, name, student):
-                score = _scores(workspace, course, name).get(student, (None, None))
-                results.append(GradeResult(student, name, True, score[0], score[1], skipped=True))
-            else:
-                todo.append(student)
-        if not todo:
-            continue
-        bar = tqdm(total=len(todo), desc=f"grading {name}", unit="submission", disable=not progress, file=sys.stderr)
-        if executor is None and jobs <= 1:
+    own_executor = executor is None
+    pool, closer = (executor, lambda: None) if executor is not None else (None, None)
+    try:
+        for name in _resolve_assignments(workspace, course, assignment):
+            prepare_workspace(workspace, name, course=course)
+            todo = []
+            for student in _submissions(workspace, name, students):
+                if not force and _is_graded(workspace, name, student):
+                    score = _scores(workspace, course, name).get(student, (None, None))
+                    results.append(GradeResult(student, name, True, score[0], score[1], skipped=True))
+                else:
+                    todo.append(student)
+            if not todo:
+                continue
+            if pool is None:
+                pool, closer = _make_executor(jobs, dask)
+            bar = tqdm(total=len(todo), desc=f"grading {name}", unit="submission", disable=not progress, file=sys.stderr)
+            pending: list[tuple[dict, list[str], float]] = []
+            futures: dict[cf.Future, tuple[dict, list[str], float]] = {}
             for student in todo:
-                results.append(_autograde_one(str(workspace), str(course), name, student))
-                bar.update()
-        else:
-            pool = executor or cf.ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"))
-            try:
-                futures = {pool.submit(_autograde_one, str(workspace), str(course), name, s): s for s in todo}
-                for future in cf.as_completed(futures):
-                    try:
-                        results.append(future.result())
-                    except Exception as exc:  # the worker process itself died
-                        results.append(GradeResult(futures[future], name, False, error=f"worker died: {exc}"))
+                started = time.perf_counter()
+                task, notes, error = _task(workspace, course, config, name, student, settings)
+                if error:
+                    results.append(GradeResult(student, name, False, error=error, notes=notes,
+                                               seconds=time.perf_counter() - started))
                     bar.update()
-            finally:
-                if executor is None:
-                    pool.shutdown()
-        bar.close()
+                elif not task["notebooks"]:  # nothing to run: nbgrader scores the missing notebooks 0
+                    result = _bookkeep(workspace, course, name, student, None, notes)
+                    result.seconds = time.perf_counter() - started
+                    results.append(result)
+                    bar.update()
+                else:
+                    pending.append((task, notes, started))
+                    _submit(pool, futures, pending.pop())  # workers start while the rest is prepared
+            attempts: dict[str, int] = {}
+            while futures:
+                broken = False
+                current, futures = futures, {}
+                for future in cf.as_completed(current):
+                    task, notes, started = current[future]
+                    student = task["student"]
+                    try:
+                        outcome = future.result()
+                    except Exception as exc:  # the worker itself died (a dead kernel is in the outcome)
+                        attempts[student] = attempts.get(student, 0) + 1
+                        broken = broken or isinstance(exc, cf.BrokenExecutor)
+                        if attempts[student] < 2 and (own_executor or not isinstance(exc, cf.BrokenExecutor)):
+                            pending.append((task, notes, started))
+                            continue
+                        results.append(GradeResult(student, name, False, error=f"grading worker failed: "
+                                                   f"{type(exc).__name__}: {exc}"[:400], notes=notes,
+                                                   seconds=time.perf_counter() - started))
+                        bar.update()
+                        continue
+                    try:
+                        result = _bookkeep(workspace, course, name, student, outcome, notes)
+                    except Exception as exc:
+                        result = GradeResult(student, name, False, error=f"{type(exc).__name__}: {exc}"[:400],
+                                             notes=notes)
+                    result.seconds = outcome.get("seconds", time.perf_counter() - started)
+                    result.worker = outcome.get("worker", "")
+                    result.cpu_seconds = outcome.get("cpu_seconds", 0.0)
+                    results.append(result)
+                    bar.update()
+                if broken and own_executor and pending:  # a worker process died: start a fresh pool
+                    closer()
+                    pool, closer = _make_executor(jobs, dask)
+                for item in pending:
+                    _submit(pool, futures, item)
+                pending = []
+            bar.close()
+    finally:
+        if own_executor and closer is not None:
+            closer()
     return sorted(results, key=lambda r: (r.assignment, r.student))
+
+
+def _submit(pool, futures: dict, item: tuple) -> None:
+    try:
+        futures[pool.submit(_run_task, item[0])] = item
+    except (cf.BrokenExecutor, RuntimeError):
+        futures[_failed_future()] = item
+
+
+def _failed_future() -> cf.Future:
+    future: cf.Future = cf.Future()
+    future.set_exception(cf.BrokenExecutor("the worker pool is broken"))
+    return future
+
+
+def _run_task(task: dict) -> dict:
+    """What a worker runs (a module-level function, so that process pools and Dask can send it)."""
+    from cs_utils.autograde import execute_submission
+
+    return execute_submission(task)
 
 
 def _summary(results: Sequence[GradeResult], elapsed: float) -> str:
@@ -710,6 +981,7 @@ def _summary(results: Sequence[GradeResult], elapsed: float) -> str:
         score = f"{r.score:g} / {r.max_score:g}" if r.score is not None else "-"
         status = "skipped (up to date)" if r.skipped else ("graded" if r.ok else f"FAILED: {r.error}")
         lines.append(f"{r.student:<24} {r.assignment:<20} {score:>13}  {r.seconds:5.1f}s  {status}")
+        lines += [f"    - {note}" for note in r.notes]
     lines.append(
         f"{len(graded)} graded, {len(skipped)} up to date, {len(failed)} failed, in {elapsed:.1f} s"
         + (f" ({sum(r.seconds for r in graded) / len(graded):.1f} s per submission)" if graded else "")
@@ -760,6 +1032,54 @@ class ShortenHiddenTracebacks(NbGraderPreprocessor):
                 if output.get("output_type") == "error":
                     output["traceback"] = [f"{output.get('ename', 'Error')}: {output.get('evalue', '')}"]
         return cell, resources
+
+
+class FailedTestsSummary(NbGraderPreprocessor):
+    """Feedback preprocessor: a cell at the top listing every test that lost points and why.
+
+    For each test cell that scored less than its points: its name, the points,
+    and the first line of its error (the check's message; a hidden test's
+    code is never quoted). Then the grader's own notes: answer or scratch
+    cells it did not run and why, a kernel that died. Runs after ``GetGrades``
+    (which puts each cell's score into its metadata) and before
+    ``ClearHiddenTests``.
+    """
+
+    def preprocess(self, nb, resources):
+        import html
+
+        import nbformat
+
+        lost, notes = [], []
+        for cell in nb.cells:
+            meta = cell.metadata.get("nbgrader", {})
+            errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+            if cell.cell_type == "code" and meta.get("grade") and not meta.get("solution"):
+                score, points = meta.get("score"), meta.get("points")
+                if score is not None and points is not None and float(score) < float(points):
+                    why = (f"{errors[0].get('ename', 'Error')}: {str(errors[0].get('evalue', '')).strip().splitlines()[0] if str(errors[0].get('evalue', '')).strip() else ''}"
+                           if errors else "its output was not accepted (something was printed to stderr)")
+                    lost.append(f"- **{html.escape(meta.get('grade_id', '?'))}**: {float(score):g} of {float(points):g} "
+                                f"points. {html.escape(why[:300])}")
+            elif cell.cell_type == "code":
+                for error in errors:
+                    if error.get("ename") in ("NotRunByGrader", "KernelDiedError"):
+                        where = meta.get("grade_id") or "one of your own cells"
+                        first = str(error.get("evalue", "")).strip().splitlines()
+                        detail = " ".join(line.strip() for line in first[:3])
+                        notes.append(f"- **{html.escape(where)}**: {html.escape(detail[:300])}")
+        if lost or notes:
+            text = ["## What the grader found", ""]
+            text += lost or ["Every test passed."]
+            if notes:
+                text += ["", "Notes from the grader:", ""] + notes
+            summary = nbformat.v4.new_markdown_cell("\n".join(text))
+            summary.metadata["nbgrader"] = {}
+            nb.cells.insert(0, summary)
+        return nb, resources
+
+
+_NOT_GRADED = "NOT GRADED (run cs-course grade and read its report)"
 
 
 def _question(grade_id: str) -> str:
@@ -815,9 +1135,9 @@ def report(
                 "max_score": float(submission.max_score),
             }
             row["percent"] = round(100 * row["score"] / row["max_score"], 2) if row["max_score"] else 0.0
-            if not (workspace / "autograded" / submission.student_id / name).is_dir():
-                # nbgrader registered the submission but could not grade it: no score is better than a false 0
-                row.update(status="NOT GRADED (run cs-course grade and read its report)", score="", percent="")
+            if not (workspace / "autograded" / submission.student_id / name / GRADED_MARKER).is_file():
+                # registered, but not graded to the end: no score is better than a false 0
+                row.update(status=_NOT_GRADED, score="", percent="")
                 ungraded.append(row)
                 continue
             for nb_submission in submission.notebooks:
@@ -826,6 +1146,12 @@ def report(
                     if key in cells:
                         row[key] = round(float(grade_row.score), 4)
             rows.append(row)
+    # handed in, but never in the gradebook (a file that is not a notebook never reaches nbgrader)
+    listed = {row["student"] for row in rows + ungraded}
+    for student in _submissions(workspace, name, None):
+        if student not in listed:
+            ungraded.append({"student": student, "assignment": name, "status": _NOT_GRADED, "score": "",
+                             "max_score": "", "percent": ""})
     columns = ["student", "assignment", "status", "score", "max_score", "percent"] + list(cells)
     paths = {"grades": out / "grades.csv", "questions": out / "question_means.csv", "histogram": out / "grades.png"}
     with open(paths["grades"], "w", newline="") as fh:
@@ -845,7 +1171,7 @@ def report(
             writer.writerow([question, f"{top:g}", f"{mean:.3f}", f"{100 * mean / top if top else 0:.1f}", len(totals)])
     fig, ax = plt.subplots(figsize=(7, 4))
     scores = [row["score"] for row in rows]
-    top = rows[0]["max_score"] if rows else 100.0
+    top = float(rows[0]["max_score"]) if rows else 100.0
     ax.hist(scores, bins=[i * top / 20 for i in range(21)], color="#3b75af", edgecolor="white")
     ax.set_xlim(0, top)
     ax.yaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
@@ -897,7 +1223,7 @@ lab: setup
 """
 
 # Never copied into the student bundle.
-_INSTRUCTOR_ONLY = {"course.py"}
+_INSTRUCTOR_ONLY = {"course.py", "autograde.py", "sandbox.py"}  # the grader, not the students' tools
 
 
 def bundle(out: str | os.PathLike, *, course: str | os.PathLike | None = None, force: bool = False) -> Path:
@@ -1062,6 +1388,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--force", action="store_true", help="regrade submissions that are already graded")
     p.add_argument("--student", action="append", help="grade only this student (repeatable)")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--dask", metavar="ADDRESS", help="run the notebooks on this Dask scheduler (tcp://host:8786)")
+    p.add_argument("--timeout", type=int, help="seconds per cell (default: c.Execute.timeout)")
+    p.add_argument("--budget", type=int, help="seconds per submission (default: c.SandboxedExecute.submission_timeout)")
+    p.add_argument("--memory", type=int, help="MB of memory per grading kernel (default: c.SandboxedExecute.memory_mb)")
+    p.add_argument("--cpu", type=int, help="CPU seconds per grading kernel (default: c.SandboxedExecute.cpu_seconds)")
 
     p = sub.add_parser("feedback", help="HTML feedback for every graded submission")
     p.add_argument("workspace")
@@ -1106,8 +1437,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1 if result.problems else 0
         if args.command == "grade":
             started = time.perf_counter()
+            limits = {"timeout": args.timeout, "submission_timeout": args.budget, "memory_mb": args.memory,
+                      "cpu_seconds": args.cpu}
             results = grade(args.workspace, args.assignment, jobs=args.jobs, force=args.force,
-                            students=args.student, course=course, progress=not args.no_progress)
+                            students=args.student, course=course, progress=not args.no_progress,
+                            dask=args.dask, limits=limits)
             print(_summary(results, time.perf_counter() - started))
             return 0 if all(r.ok for r in results) else 1
         if args.command == "feedback":

@@ -186,7 +186,8 @@ def _backward(layer: str, dout, cache):
         raise ValueError(
             f"dout must have the shape of the forward output, {cache.out_shape}; got {tuple(dout.shape)}"
         )
-    (d,) = _backend.for_backend(cache.backend, dout)
+    # a NumPy dout for a forward pass on a GPU goes to that GPU, where the cached tensors are
+    (d,) = _backend.for_backend(cache.backend, dout, device=cache.like.device)
     grads = getattr(_implementation(cache.backend), f"{layer}_backward")(d, cache.data)
     if isinstance(grads, tuple):
         return tuple(cache.like.restore(g) for g in grads)

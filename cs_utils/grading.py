@@ -17,14 +17,17 @@ Every helper here is a plain function of its arguments so that the grader can
 later re-import this module fresh, or run the comparison outside the
 student's kernel, without changing the notebooks.
 
-What this module guards against, and what it does not (yet): the reference
-guard catches an answer that *runs* a reference (however it got hold of it,
-in any thread it starts, even if it swallows the error) and an answer that
-removes the monitor. It runs inside the student's kernel, so code that the
-student executed earlier in the notebook can still replace these helpers or
-NumPy's comparison functions; hardening that (fresh imports, checks computed
-outside the kernel, an isolated grading kernel) is the grading-robustness
-issue's job, and the notebooks will not need to change for it.
+What this module guards against: the reference guard catches an answer that
+*runs* a reference (however it got hold of it, in any thread it starts, even
+if it swallows the error) and an answer that removes the monitor. The checks
+compare with NumPy functions captured when this module is imported, accept
+only plain numbers, strings and containers as short answers (a look-alike
+object cannot answer "equal"), and hand the student's function copies of the
+test's arrays, so an answer that patches ``np.abs`` or edits its input in place
+changes nothing the check sees. When grading, ``cs-course`` runs all this in a
+sandboxed kernel whose student code has passed a static policy (no
+monkeypatching, no introspection; see ``cs_utils.autograde``) and whose
+referee puts this module back if anything in it changed between cells.
 """
 
 from __future__ import annotations
@@ -69,6 +72,16 @@ BLOCKED_NUMPY: tuple[str, ...] = ("convolve", "correlate")
 _NUMPY_KERNELS = {"correlate": "convolve", "correlate2": "correlate"}  # compiled kernel -> public name
 
 _MAX_SHOWN = 64  # arrays up to this many entries are printed in full in messages
+
+# NumPy's functions as they were when this module was imported: the checks use
+# these, so replacing ``np.abs`` or ``np.isfinite`` afterwards cannot change a verdict.
+_asarray, _array, _ndarray, _abs, _isfinite, _isnan = np.asarray, np.array, np.ndarray, np.abs, np.isfinite, np.isnan
+_flatnonzero, _nanmax, _unravel_index, _errstate = np.flatnonzero, np.nanmax, np.unravel_index, np.errstate
+_array2string, _bool_, _generic = np.array2string, np.bool_, np.generic
+_isclose = math.isclose
+# Types a short answer may have (exactly these, not subclasses of them).
+_NUMBER_TYPES = (int, float, np.integer, np.floating)
+_TEXT_TYPES = (str,)
 
 
 class CheckFailed(AssertionError):
@@ -307,7 +320,7 @@ def _short(value: Any) -> str:
     """A compact description of an argument for messages: shapes for arrays."""
     if isinstance(value, np.ndarray):
         if value.size <= 8 and value.ndim <= 1:
-            return np.array2string(value, separator=", ", precision=4)
+            return _array2string(value, separator=", ", precision=4)
         return f"<array of shape {value.shape}>"
     if isinstance(value, (list, tuple)) and len(value) > 8:
         return f"<{type(value).__name__} of length {len(value)}>"
@@ -331,6 +344,9 @@ def call(func: Callable, *args: Any, hint: str | None = None, guard: bool = True
     described = _signature(func, args, kwargs)
     if not callable(func):
         raise CheckFailed(f"expected a function, got {type(func).__name__} {func!r}")
+    # the function gets copies of the test's arrays: what it does to its inputs stays with it
+    args = tuple(_array(a, copy=True) if type(a) is _ndarray else a for a in args)
+    kwargs = {k: (_array(v, copy=True) if type(v) is _ndarray else v) for k, v in kwargs.items()}
     try:
         if guard:
             with no_reference(getattr(func, "__name__", "your function")):
@@ -365,8 +381,8 @@ def _fail(name: str, problem: str, hint: str | None) -> None:
 
 def _format_array(a: np.ndarray) -> str:
     if a.size <= _MAX_SHOWN:
-        return np.array2string(a, precision=4, suppress_small=True, max_line_width=100)
-    return f"<{a.shape} array, first entries {np.array2string(a.ravel()[:6], precision=4)}...>"
+        return _array2string(a, precision=4, suppress_small=True, max_line_width=100)
+    return f"<{a.shape} array, first entries {_array2string(a.ravel()[:6], precision=4)}...>"
 
 
 def _as_numbers(name: str, value: Any, what: str, hint: str | None) -> np.ndarray:
@@ -376,7 +392,7 @@ def _as_numbers(name: str, value: Any, what: str, hint: str | None) -> np.ndarra
     if isinstance(value, (str, bytes)):
         _fail(name, f"{what} is the text {value!r}, not numbers", hint)
     try:
-        array = np.asarray(value, dtype=float)
+        array = _array(_asarray(value, dtype=float), dtype=float)  # a plain ndarray, never a subclass
     except (TypeError, ValueError) as exc:
         _fail(name, f"{what} ({type(value).__name__}) cannot be read as an array of numbers: {exc}", hint)
     return array
@@ -385,7 +401,7 @@ def _as_numbers(name: str, value: Any, what: str, hint: str | None) -> np.ndarra
 def _index(flat: int, shape: tuple[int, ...]) -> str:
     if not shape:
         return ""
-    idx = np.unravel_index(flat, shape)
+    idx = _unravel_index(flat, shape)
     return str(tuple(int(i) for i in idx)) if len(idx) > 1 else str(int(idx[0]))
 
 
@@ -416,7 +432,7 @@ def check_close(
     result, a shape mismatch (both shapes), NaN or infinity, or the first wrong
     entry (its index, expected vs got) with the number of wrong entries.
     """
-    expected = np.asarray(expected, dtype=float)
+    expected = _asarray(expected, dtype=float)
     got = _as_numbers(name, got, "your result", hint)
     if got.shape != expected.shape:
         extra = ""
@@ -427,21 +443,21 @@ def check_close(
             f"your result has shape {got.shape}, but the expected shape is {expected.shape}{extra}",
             hint,
         )
-    bad_values = ~np.isfinite(got) & np.isfinite(expected)
+    bad_values = ~_isfinite(got) & _isfinite(expected)
     if bad_values.any():
-        flat = int(np.flatnonzero(bad_values)[0])
+        flat = int(_flatnonzero(bad_values)[0])
         _fail(
             name,
             f"your result has {got.ravel()[flat]} at index {_index(flat, got.shape)}; "
             f"expected {expected.ravel()[flat]:.6g}",
             hint,
         )
-    with np.errstate(invalid="ignore"):
-        wrong = ~(np.abs(got - expected) <= atol + rtol * np.abs(expected))
-    wrong &= ~(np.isnan(got) & np.isnan(expected))
+    with _errstate(invalid="ignore"):
+        wrong = ~(_abs(got - expected) <= atol + rtol * _abs(expected))
+    wrong &= ~(_isnan(got) & _isnan(expected))
     if not wrong.any():
         return
-    flat = int(np.flatnonzero(wrong)[0])
+    flat = int(_flatnonzero(wrong)[0])
     where = _index(flat, got.shape)
     first = (
         f"at index {where}: expected {expected.ravel()[flat]:.6g}, got {got.ravel()[flat]:.6g}"
@@ -450,10 +466,10 @@ def check_close(
     )
     problem = f"wrong value {first}"
     if got.size > 1:
-        diff = np.abs(got - expected)
+        diff = _abs(got - expected)
         problem += (
             f"; {int(wrong.sum())} of {got.size} entries are wrong "
-            f"(largest difference {np.nanmax(diff):.3g})"
+            f"(largest difference {_nanmax(diff):.3g})"
         )
         problem += f"\nexpected:\n{_format_array(expected)}\ngot:\n{_format_array(got)}"
     _fail(name, problem, hint)
@@ -474,23 +490,40 @@ def check_equal(name: str, got: Any, expected: Any, *, hint: str | None = None, 
     _fail(name, f"your answer {got!r} is not right", hint)
 
 
+def _plain(value: Any, kinds: tuple) -> bool:
+    """``value`` is exactly one of ``kinds`` (a NumPy scalar counts as its kind), not a look-alike subclass."""
+    kind = type(value)
+    return kind in kinds or (issubclass(kind, _generic) and kind.__module__ == "numpy" and isinstance(value, kinds))
+
+
 def _same(got: Any, expected: Any) -> bool:
-    """Equality for short answers: numbers by value (5 == 5.0), booleans only as booleans."""
-    if isinstance(expected, (bool, np.bool_)) or isinstance(got, (bool, np.bool_)):
-        both = isinstance(expected, (bool, np.bool_)) and isinstance(got, (bool, np.bool_))
+    """Equality for short answers: numbers by value (5 == 5.0), booleans only as booleans.
+
+    ``got`` must be a plain Python (or NumPy) value of the expected kind: an
+    object of some other class never compares equal, whatever its ``__eq__``.
+    """
+    if isinstance(expected, (bool, _bool_)) or isinstance(got, (bool, _bool_)):
+        both = _plain(expected, (bool, _bool_)) and _plain(got, (bool, _bool_))
         return both and bool(got) == bool(expected)
     if isinstance(expected, numbers.Real):
-        return isinstance(got, numbers.Real) and math.isclose(float(got), float(expected), rel_tol=1e-9, abs_tol=1e-12)
+        return _plain(got, _NUMBER_TYPES) and _isclose(float(got), float(expected), rel_tol=1e-9, abs_tol=1e-12)
+    if isinstance(expected, str):
+        return type(got) is str and str.__eq__(got, expected)
     if isinstance(expected, (tuple, list)):
         return (
-            isinstance(got, (tuple, list))
+            type(got) in (tuple, list)
             and len(got) == len(expected)
             and all(_same(g, e) for g, e in zip(got, expected))
         )
     if isinstance(expected, (set, frozenset)):
-        return isinstance(got, (set, frozenset)) and set(got) == set(expected)
+        return type(got) in (set, frozenset) and len(got) == len(expected) and all(
+            any(_same(g, e) for e in expected) for g in got)
+    if isinstance(expected, type):
+        return got is expected
+    if expected is None:
+        return got is None
     try:
-        return bool(got == expected)
+        return type(got) is type(expected) and bool(got == expected)
     except Exception:
         return False
 
