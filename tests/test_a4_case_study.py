@@ -8,7 +8,8 @@ A small class of submissions made from the released notebook is collected and au
 * ``wrong_accuracy``: one deliberately wrong function (``accuracy`` keeps only the last batch's
   count) -> loses exactly the 8 points of ``accuracy``;
 * ``reference_lenet``: a ``LeNet5`` that takes its layers from ``cs_utils.models.lenet5`` (the
-  reference) -> no credit for building LeNet-5 (18 points), everything else intact.
+  reference) -> the grading kernel refuses the import, the class is never defined: no credit for
+  building LeNet-5 (18 points) nor for training it (10 points), everything else intact.
 
 The expected points come from the source notebook's metadata and from what each sample gets
 wrong, never from the grader's own output. The autograde time of every submission is printed
@@ -77,7 +78,10 @@ def a4_points() -> dict[str, float]:
 def expected_grades() -> dict[str, dict[str, float]]:
     full = a4_points()
     wrong_accuracy = dict(full, **{"q4_accuracy-visible": 0.0, "q4_accuracy-hidden": 0.0})
-    reference_lenet = dict(full, **{"q1_lenet-visible": 0.0, "q1_lenet-hidden": 0.0})
+    # The sandboxed grader refuses the import of the reference inside the answer cell, so the
+    # student's LeNet5 is never defined: no credit for building it (q1) nor for training it (q6).
+    reference_lenet = dict(full, **{"q1_lenet-visible": 0.0, "q1_lenet-hidden": 0.0,
+                                    "q6_trained-visible": 0.0, "q6_trained-hidden": 0.0})
     return {
         "solution": full,
         "untouched": dict.fromkeys(full, 0.0),
@@ -160,7 +164,7 @@ def test_scores_in_the_gradebook(a4_class, student):
 
 def test_headline_scores(a4_class):
     totals = {s: _grades(a4_class[0], s)[1] for s in expected_grades()}
-    assert totals == {"solution": 100, "untouched": 0, "wrong_accuracy": 92, "reference_lenet": 82}
+    assert totals == {"solution": 100, "untouched": 0, "wrong_accuracy": 92, "reference_lenet": 72}
 
 
 def test_solution_runs_clean_and_trains_the_autograde_epochs(a4_class):
@@ -178,9 +182,10 @@ def test_solution_runs_clean_and_trains_the_autograde_epochs(a4_class):
 
 def test_the_reference_lenet_is_caught_and_explained(a4_class):
     graded = nbformat.read(a4_class[0] / "autograded" / "reference_lenet" / A4 / A4_NOTEBOOK, as_version=4)
-    errors = [o for o in _cell(graded, "q1_lenet-visible").outputs if o.output_type == "error"]
-    assert errors and errors[0].ename == "ReferenceUsedError"
-    assert "cs_utils.models" in errors[0].evalue or "import cs_utils" in errors[0].evalue
+    errors = [o for grade_id in ("q1_lenet-answer", "q1_lenet-visible")
+              for o in _cell(graded, grade_id).outputs if o.output_type == "error"]
+    assert errors, "the reference-calling answer left no error that explains the lost points"
+    assert any("cs_utils" in o.evalue or "ReferenceUsed" in o.ename for o in errors), errors
 
 
 def test_the_wrong_accuracy_fails_with_a_teaching_message(a4_class):
@@ -238,5 +243,5 @@ def test_feedback_explains_failures_without_showing_hidden_tests(a4_class):
     for student, page in pages.items():
         assert [line for line in hidden if line in page] == [], student
         assert "BEGIN HIDDEN TESTS" not in page
-    assert "LeNet5 called" in pages["reference_lenet"] and "cs_utils" in pages["reference_lenet"]
+    assert "cs_utils" in pages["reference_lenet"]
     assert "not implemented yet" in pages["untouched"]
