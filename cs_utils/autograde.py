@@ -939,7 +939,8 @@ class SandboxClient(_NotebookClient):  # type: ignore[misc,valid-type]
     async def _start(self) -> None:
         self.km = self.create_kernel_manager()
         # the kernel's own messages go to a log in its private folder, not to the TA's terminal
-        log = open(self.private / "kernel.log", "ab")
+        self._log = self.private / f"kernel-{self.report['restarts']}.log"
+        log = open(self._log, "ab")
         try:
             await self.async_start_new_kernel(cwd=str(self.private / "work"), env=self.kernel_env(),
                                               stdout=log, stderr=log)
@@ -1034,7 +1035,7 @@ class SandboxClient(_NotebookClient):  # type: ignore[misc,valid-type]
     def _log_tail(self) -> str:
         """The last line the kernel wrote to its log that says something (a fatal error), if any."""
         try:
-            lines = (self.private / "kernel.log").read_text(errors="replace").splitlines()
+            lines = self._log.read_text(errors="replace").splitlines()
         except OSError:
             return ""
         useful = [ln.strip() for ln in lines if ln.strip() and "without encryption" not in ln]
