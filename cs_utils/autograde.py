@@ -938,7 +938,14 @@ class SandboxClient(_NotebookClient):  # type: ignore[misc,valid-type]
 
     async def _start(self) -> None:
         self.km = self.create_kernel_manager()
-        await self.async_start_new_kernel(cwd=str(self.private / "work"), env=self.kernel_env())
+        # the kernel's own messages go to a log in its private folder, not to the TA's terminal
+        self._log = self.private / f"kernel-{self.report['restarts']}.log"
+        log = open(self._log, "ab")
+        try:
+            await self.async_start_new_kernel(cwd=str(self.private / "work"), env=self.kernel_env(),
+                                              stdout=log, stderr=log)
+        finally:
+            log.close()
         await self.async_start_new_kernel_client()
         msg_id = await _maybe_await(self.kc.kernel_info())
         await self.async_wait_for_reply(msg_id)
@@ -1013,7 +1020,7 @@ class SandboxClient(_NotebookClient):  # type: ignore[misc,valid-type]
             await asyncio.wait_for(self.async_execute_cell(cell, index, store_history=True), limit)
         except (DeadKernelError, asyncio.CancelledError):
             status = await self._exit_status()
-            raise _KernelLost(_death_reason(status, self.settings)) from None
+            raise _KernelLost(_death_reason(status, self.settings) + self._log_tail()) from None
         except (CellTimeoutError, asyncio.TimeoutError):
             raise _KernelLost(f"the cell ran longer than {self.settings.timeout} s and did not stop when "
                               f"interrupted; the grader stopped the kernel") from None
@@ -1023,7 +1030,16 @@ class SandboxClient(_NotebookClient):  # type: ignore[misc,valid-type]
                 text=f"\n... output truncated by the grader: more than {self.settings.max_output_bytes:,} bytes\n"))
         if not await _maybe_await(self.kc.is_alive()):
             status = await self._exit_status()
-            raise _KernelLost(_death_reason(status, self.settings))
+            raise _KernelLost(_death_reason(status, self.settings) + self._log_tail())
+
+    def _log_tail(self) -> str:
+        """The last line the kernel wrote to its log that says something (a fatal error), if any."""
+        try:
+            lines = self._log.read_text(errors="replace").splitlines()
+        except OSError:
+            return ""
+        useful = [ln.strip() for ln in lines if ln.strip() and "without encryption" not in ln]
+        return f" (its last words: {useful[-1][:200]})" if useful else ""
 
     # ---- the notebook -------------------------------------------------
     async def async_execute(self, reset_kc: bool = False, **kwargs: Any) -> NotebookNode:
