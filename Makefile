@@ -6,6 +6,7 @@ VENV   := .venv
 BIN    := $(CURDIR)/$(VENV)/bin
 STAMP  := $(VENV)/.installed
 EXT    := cs_utils/_fastops.pyx
+EXT_H  := cs_utils/_transpose.h
 
 # nbgrader runs `alembic` by name: the venv's bin/ must be on PATH.
 export PATH := $(BIN):$(PATH)
@@ -24,10 +25,11 @@ $(STAMP): pyproject.toml setup.py
 	$(BIN)/python -m pip install -q --no-build-isolation -e ".[dev]"
 	touch $(STAMP)
 
-# (Re)build the Cython extension in place whenever the .pyx is newer than the .so.
+# (Re)build the Cython extension in place whenever the .pyx or its header is newer than the .so.
 ext: $(STAMP)
 	@if [ ! -f $(EXT) ]; then echo "no $(EXT) yet"; exit 0; fi; \
-	if [ ! -f "$$(ls cs_utils/_fastops*.so 2>/dev/null | head -n1)" ] || [ $(EXT) -nt "$$(ls cs_utils/_fastops*.so | head -n1)" ]; then \
+	so="$$(ls cs_utils/_fastops*.so 2>/dev/null | head -n1)"; \
+	if [ ! -f "$$so" ] || [ $(EXT) -nt "$$so" ] || [ $(EXT_H) -nt "$$so" ]; then \
 		CS_UTILS_REQUIRE_CYTHON=1 $(BIN)/python setup.py -q build_ext --inplace || exit 1; \
 	fi; \
 	$(BIN)/python -c "import cs_utils.im2col as m; print('cs_utils Cython extension built:', m.HAVE_CYTHON)"

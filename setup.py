@@ -38,6 +38,8 @@ def extensions():
     ext = Extension(
         "cs_utils._fastops",
         ["cs_utils/_fastops.pyx"],
+        depends=["cs_utils/_transpose.h"],
+        include_dirs=["cs_utils"],
         extra_compile_args=["-O3"],
     )
     return cythonize(

@@ -181,56 +181,23 @@ def add_into(floating[:, ::1] acc, const floating[:, ::1] term):
 # ---------------------------------------------------------------------------
 
 
-cdef inline void _transpose(const floating* src, floating* dst, Py_ssize_t rows, Py_ssize_t cols) noexcept nogil:
-    """dst (cols, rows) = src (rows, cols).T.
+cdef extern from "_transpose.h" nogil:
+    void cs_transpose_f32(const float* src, Py_ssize_t lds, float* dst, Py_ssize_t ldd,
+                          Py_ssize_t rows, Py_ssize_t cols, const float* bias)
+    void cs_transpose_f64(const double* src, Py_ssize_t lds, double* dst, Py_ssize_t ldd,
+                          Py_ssize_t rows, Py_ssize_t cols, const double* bias)
 
-    Eight rows of the wider matrix at a time, 64 of the other dimension at a time:
-    image planes are often 4 KiB apart, and touching more than eight such rows at
-    once would evict lines of the same L1 cache set before they are used up.
+
+cdef inline void _transpose(const floating* src, Py_ssize_t lds, floating* dst, Py_ssize_t ldd,
+                            Py_ssize_t rows, Py_ssize_t cols, const floating* bias) noexcept nogil:
+    """dst[c*ldd + r] = src[r*lds + c] (+ bias[c] unless bias is NULL), r < rows, c < cols.
+
+    In tiles that fill whole cache lines, with SSE2 where the CPU has it (_transpose.h).
     """
-    cdef Py_ssize_t r0, c0, r, c, r1, c1
-    cdef const floating* s
-    cdef floating* d
-    if cols >= rows:  # read 8 long source rows side by side, write short runs of 8
-        for c0 in range(0, cols, 64):
-            c1 = c0 + 64 if c0 + 64 < cols else cols
-            r0 = 0
-            while r0 + 8 <= rows:
-                for c in range(c0, c1):
-                    s = src + r0 * cols + c
-                    d = dst + c * rows + r0
-                    d[0] = s[0]
-                    d[1] = s[cols]
-                    d[2] = s[2 * cols]
-                    d[3] = s[3 * cols]
-                    d[4] = s[4 * cols]
-                    d[5] = s[5 * cols]
-                    d[6] = s[6 * cols]
-                    d[7] = s[7 * cols]
-                r0 += 8
-            for c in range(c0, c1):
-                for r in range(r0, rows):
-                    dst[c * rows + r] = src[r * cols + c]
-    else:  # write 8 long destination rows side by side, read short runs of 8
-        for r0 in range(0, rows, 64):
-            r1 = r0 + 64 if r0 + 64 < rows else rows
-            c0 = 0
-            while c0 + 8 <= cols:
-                for r in range(r0, r1):
-                    s = src + r * cols + c0
-                    d = dst + c0 * rows + r
-                    d[0] = s[0]
-                    d[rows] = s[1]
-                    d[2 * rows] = s[2]
-                    d[3 * rows] = s[3]
-                    d[4 * rows] = s[4]
-                    d[5 * rows] = s[5]
-                    d[6 * rows] = s[6]
-                    d[7 * rows] = s[7]
-                c0 += 8
-            for r in range(r0, r1):
-                for c in range(c0, cols):
-                    dst[c * rows + r] = src[r * cols + c]
+    if floating is float:
+        cs_transpose_f32(src, lds, dst, ldd, rows, cols, bias)
+    else:
+        cs_transpose_f64(src, lds, dst, ldd, rows, cols, bias)
 
 
 def to_channels_last(const floating[:, :, :, ::1] x, Py_ssize_t n0, Py_ssize_t n1, floating[:, :, :, ::1] xh):
@@ -241,7 +208,7 @@ def to_channels_last(const floating[:, :, :, ::1] x, Py_ssize_t n0, Py_ssize_t n
         return
     with nogil:
         for n in range(n0, n1):
-            _transpose(&x[n, 0, 0, 0], &xh[n, 0, 0, 0], C, HW)
+            _transpose(&x[n, 0, 0, 0], HW, &xh[n, 0, 0, 0], C, C, HW, NULL)
 
 
 def im2row(const floating[:, :, :, ::1] xh, Py_ssize_t n0, Py_ssize_t n1, Py_ssize_t ho0, Py_ssize_t ho1,
@@ -320,7 +287,7 @@ def row2im(const floating[:, ::1] rows, Py_ssize_t n0, Py_ssize_t n1, Py_ssize_t
                                     acc[q] += src[jlo * C + q]
                             src += run
             if ho1 >= Ho and H * W > 0 and C > 0:
-                _transpose(img, &dx[n, 0, 0, 0], H * W, C)
+                _transpose(img, C, &dx[n, 0, 0, 0], H * W, H * W, C, NULL)
 
 
 def store_rows_out(const floating[:, ::1] prod, const floating[::1] b, floating[:, :, ::1] out,
@@ -330,33 +297,12 @@ def store_rows_out(const floating[:, ::1] prod, const floating[::1] b, floating[
     out (N, F, P) with the bias added on the way."""
     cdef Py_ssize_t F = out.shape[1], P = out.shape[2]
     cdef Py_ssize_t nb = prod.shape[0] // mp if mp else 0
-    cdef Py_ssize_t k, q0, q1, q, f0, f
-    cdef const floating* s
-    cdef floating* d
+    cdef Py_ssize_t k
     if mp == 0 or F == 0:
         return
     with nogil:
         for k in range(nb):
-            # eight output channels (rows of out[n]) at a time, read as runs of 8 of prod
-            for q0 in range(0, mp, 64):
-                q1 = q0 + 64 if q0 + 64 < mp else mp
-                f0 = 0
-                while f0 + 8 <= F:
-                    for q in range(q0, q1):
-                        s = &prod[k * mp + q, f0]
-                        d = &out[n0 + k, f0, p0 + q]
-                        d[0] = s[0] + b[f0]
-                        d[P] = s[1] + b[f0 + 1]
-                        d[2 * P] = s[2] + b[f0 + 2]
-                        d[3 * P] = s[3] + b[f0 + 3]
-                        d[4 * P] = s[4] + b[f0 + 4]
-                        d[5 * P] = s[5] + b[f0 + 5]
-                        d[6 * P] = s[6] + b[f0 + 6]
-                        d[7 * P] = s[7] + b[f0 + 7]
-                    f0 += 8
-                for f in range(f0, F):
-                    for q in range(q0, q1):
-                        out[n0 + k, f, p0 + q] = prod[k * mp + q, f] + b[f]
+            _transpose(&prod[k * mp, 0], F, &out[n0 + k, 0, p0], P, mp, F, &b[0])
 
 
 # ---------------------------------------------------------------------------
