@@ -30,6 +30,7 @@ except ImportError:  # not built: the NumPy fallback serves
     HAVE_CYTHON = False
 
 BACKENDS = ("auto", "naive", "numpy", "cython", "torch")
+_NUMPY_FLOATS = ("torch.float16", "torch.float32", "torch.float64")  # torch dtypes NumPy also has
 
 
 def is_tensor(a: Any) -> bool:
@@ -83,11 +84,25 @@ class Like:
         return a
 
 
-def for_backend(backend: str, *arrays: Any) -> list[Any]:
-    """Convert ``arrays`` to what ``backend`` computes on: tensors for torch, NumPy otherwise."""
+def for_backend(backend: str, *arrays: Any, device: Any = None) -> list[Any]:
+    """Convert ``arrays`` to what ``backend`` computes on: tensors for torch, NumPy otherwise.
+
+    NumPy arrays bound for torch go to ``device``, else to the device of the first tensor
+    among ``arrays``, else to the CPU.
+    """
     if backend == "torch":
         import torch
 
-        device = next((a.device for a in arrays if is_tensor(a)), torch.device("cpu"))
+        if device is None:
+            device = next((a.device for a in arrays if is_tensor(a)), torch.device("cpu"))
         return [a if is_tensor(a) else torch.from_numpy(np.ascontiguousarray(a)).to(device) for a in arrays]
-    return [np.ascontiguousarray(a.detach().cpu().numpy()) if is_tensor(a) else np.ascontiguousarray(a) for a in arrays]
+    return [tensor_to_numpy(a, f"backend={backend!r}") if is_tensor(a) else np.ascontiguousarray(a) for a in arrays]
+
+
+def tensor_to_numpy(t: Any, who: str) -> np.ndarray:
+    """A tensor's values as a NumPy array on the host; ``who`` names the caller in errors."""
+    if t.device.type == "meta":
+        raise ValueError(f"tensors on the 'meta' device hold no values; {who} needs real data")
+    if t.is_floating_point() and str(t.dtype) not in _NUMPY_FLOATS:
+        raise TypeError(f"{who} computes with NumPy, which has no {t.dtype}; convert the tensor with .float()")
+    return np.ascontiguousarray(t.detach().cpu().numpy())

@@ -11,6 +11,7 @@ from cs_utils._backend import is_tensor
 from cs_utils.shapes import _check_int
 
 _MINIMUM = {"stride": 1, "pad": 0, "size": 1, "fh": 1, "fw": 1}
+_LIMIT = 2**31  # far beyond any real layer; keeps sizes inside the compiled kernels' integers
 
 
 def check_array(name: str, a: Any) -> None:
@@ -64,7 +65,11 @@ def check_integer(name: str, a: Any) -> None:
 
 def check_hyper(**params: Any) -> tuple[int, ...]:
     """Integers for stride (>= 1), pad (>= 0), window sizes (>= 1), in the order given."""
-    return tuple(_check_int(name, value, _MINIMUM[name]) for name, value in params.items())
+    values = tuple(_check_int(name, value, _MINIMUM[name]) for name, value in params.items())
+    for name, value in zip(params, values):
+        if value >= _LIMIT:
+            raise ValueError(f"{name} must be less than 2**31; got {name}={value}")
+    return values
 
 
 def check_same_kind(**arrays: Any) -> None:

@@ -80,7 +80,7 @@ def resize(image: np.ndarray, size) -> np.ndarray:
         raise ValueError(f"image must be (H, W) or (H, W, C); got shape {image.shape}")
     if image.ndim == 3:
         return np.stack([resize(image[..., c], hw) for c in range(image.shape[2])], axis=-1)
-    out = Image.fromarray(image.astype(np.float32), mode="F").resize((hw[1], hw[0]), Image.Resampling.BILINEAR)
+    out = Image.fromarray(image.astype(np.float32)).resize((hw[1], hw[0]), Image.Resampling.BILINEAR)
     return np.asarray(out, dtype=np.float64)
 
 

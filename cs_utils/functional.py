@@ -186,7 +186,8 @@ def _backward(layer: str, dout, cache):
         raise ValueError(
             f"dout must have the shape of the forward output, {cache.out_shape}; got {tuple(dout.shape)}"
         )
-    (d,) = _backend.for_backend(cache.backend, dout)
+    # a NumPy dout for a forward pass on a GPU goes to that GPU, where the cached tensors are
+    (d,) = _backend.for_backend(cache.backend, dout, device=cache.like.device)
     grads = getattr(_implementation(cache.backend), f"{layer}_backward")(d, cache.data)
     if isinstance(grads, tuple):
         return tuple(cache.like.restore(g) for g in grads)
@@ -326,6 +327,8 @@ def affine_forward(x, w, b):
     check_same_kind(x=x, w=w, b=b)
     if x.ndim < 2:
         raise ValueError(f"x must have shape (N, d1, ..., dk) with a batch axis first; got shape {tuple(x.shape)}")
+    if 0 in tuple(x.shape):
+        raise ValueError(f"x must not be empty: expected shape (N, d1, ..., dk) with every size >= 1; got {tuple(x.shape)}")
     check_ndim("w", w, 2, "(D, M)")
     check_ndim("b", b, 1, "(M,)")
     for name, a in (("x", x), ("w", w), ("b", b)):
@@ -388,6 +391,7 @@ def softmax_loss(scores, y):
     if is_tensor(scores):
         import torch
 
+        scores = scores.detach()  # a loss value and its gradient, not a node of an autograd graph
         shifted = scores - scores.amax(dim=1, keepdim=True)
         log_probs = shifted - torch.logsumexp(shifted, dim=1, keepdim=True)
         rows = torch.arange(n, device=scores.device)

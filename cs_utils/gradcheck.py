@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from cs_utils._backend import is_tensor
+from cs_utils._backend import is_tensor, tensor_to_numpy
 from cs_utils._checks import check_array
 
 __all__ = ["rel_error", "numerical_gradient"]
@@ -20,7 +20,7 @@ def _to_numpy(name: str, a: Any) -> np.ndarray:
     if np.isscalar(a):
         return np.asarray(a, dtype=np.float64)
     check_array(name, a)
-    return a.detach().cpu().numpy() if is_tensor(a) else np.asarray(a)
+    return tensor_to_numpy(a, name) if is_tensor(a) else np.asarray(a)
 
 
 def rel_error(a, b) -> float:

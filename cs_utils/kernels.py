@@ -1,8 +1,9 @@
 """The classic 3x3 image kernels (the table of the filters lecture).
 
 Each is a float64 array of shape (3, 3), applied by cross-correlation
-(``cs_utils.functional.conv2d``); for these kernels flipping makes no
-difference except for the diagonal edge detector, whose sign flips.
+(``cs_utils.functional.conv2d``). Every kernel here is unchanged by the 180-degree
+rotation that true convolution applies, so convolution and cross-correlation
+give the same image with them (lecture 02 checks this; a Sobel kernel is not).
 """
 
 import numpy as np

@@ -53,6 +53,7 @@ __all__ = [
     "pool_backward_figure",
     "plot_timings",
     "plot_history",
+    "plot_layer_profile",
     "html_table",
 ]
 
@@ -138,6 +139,14 @@ def _format_cell(v: Any, fmt: str) -> str:
     return fmt.format(v)
 
 
+def _text_colour(image, value: float) -> str:
+    """White on dark cells, black on light ones (luminance of the cell's colour)."""
+    if not np.isfinite(value):
+        return "black"
+    red, green, blue, _ = image.cmap(image.norm(value))
+    return "white" if 0.299 * red + 0.587 * green + 0.114 * blue < 0.5 else "black"
+
+
 def show_matrix(
     a,
     ax=None,
@@ -187,12 +196,8 @@ def show_matrix(
         for r in range(h):
             for c in range(w):
                 v = arr[r, c]
-                dark = False
-                if not symbolic and np.isfinite(float(v)):  # white text on dark cells
-                    red, green, blue, _ = image.cmap(image.norm(float(v)))
-                    dark = 0.299 * red + 0.587 * green + 0.114 * blue < 0.5
-                ax.text(c, r, _format_cell(v, fmt), ha="center", va="center", fontsize=size,
-                        color="white" if dark else "black", zorder=3)
+                colour = "black" if symbolic else _text_colour(image, float(v))
+                ax.text(c, r, _format_cell(v, fmt), ha="center", va="center", fontsize=size, color=colour, zorder=3)
     ax.hlines(np.arange(0.5, h - 1, 1), -0.5, w - 0.5, color="0.4", linewidth=1, zorder=2)
     ax.vlines(np.arange(0.5, w - 1, 1), -0.5, h - 0.5, color="0.4", linewidth=1, zorder=2)
     ax.set_xticks([])
@@ -446,7 +451,8 @@ def sliding_window_figure(x, k, position: int, stride: int = 1, axes=None, fmt: 
     for rr in range(ho):
         for cc in range(wo):
             if not np.isnan(partial[rr, cc]):
-                ax.text(cc, rr, _format_cell(partial[rr, cc], fmt), ha="center", va="center", fontsize=14)
+                ax.text(cc, rr, _format_cell(partial[rr, cc], fmt), ha="center", va="center", fontsize=14,
+                        color=_text_colour(ax.images[-1], partial[rr, cc]))
     fig.suptitle(f"output[{r}, {c}] = " + dot_product_text(x, k, r, c, stride, fmt), fontsize=14)
     return fig
 
@@ -688,7 +694,7 @@ def output_size_figure(n: int, f: int, stride: int = 1, pad: int = 0, ax=None):
         is_pad = i < pad or i >= pad + n
         ax.add_patch(Rectangle((i, 0), 1, 1, facecolor="0.85" if is_pad else INPUT_COLOR, alpha=0.35 if not is_pad else 1,
                                edgecolor="0.3"))
-        ax.text(i + 0.5, 0.5, "0" if is_pad else str(i - pad), ha="center", va="center", fontsize=11)
+        ax.text(i + 0.5, 0.5, "0" if is_pad else f"$x_{{{i - pad}}}$", ha="center", va="center", fontsize=12)
     starts = list(range(0, total - f + 1, stride))
     leftover = (total - f) % stride if f <= total else None
     level = -0.6
@@ -875,6 +881,34 @@ def plot_history(history: Mapping[str, Sequence[float]], title: str | None = Non
         ax.set_xlabel(xlabel)
         if ax.lines:
             ax.legend(frameon=False)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_layer_profile(names: Sequence[str], memory: Sequence[float], params: Sequence[float],
+                       title: str | None = None):
+    """Two bar charts over the layers of a network: activation memory and parameters per layer.
+
+    Shows at a glance where a network spends memory (usually the early layers) and where it
+    keeps its parameters (usually the late, fully connected ones).
+    """
+    names = list(names)
+    memory, params = np.asarray(memory, dtype=float), np.asarray(params, dtype=float)
+    if not len(names) == len(memory) == len(params):
+        raise ValueError(f"names, memory and params must have the same length; got {len(names)}, {len(memory)}, {len(params)}")
+    fig, (axm, axp) = _plt().subplots(2, 1, figsize=(13, 6.5), sharex=True)
+    x = np.arange(len(names))
+    axm.bar(x, memory / 1e6, color=INPUT_COLOR)
+    axm.set_ylabel("activations (M values)")
+    axp.bar(x, params / 1e6, color=KERNEL_COLOR)
+    axp.set_ylabel("parameters (M)")
+    axp.set_xticks(x)
+    axp.set_xticklabels(names, rotation=60, ha="right", fontsize=11)
+    for ax, vals in ((axm, memory), (axp, params)):
+        share = vals / vals.sum()
+        for i in np.argsort(share)[-2:]:
+            ax.text(i, vals[i] / 1e6, f"{share[i]:.0%}", ha="center", va="bottom", fontsize=12)
     if title:
         fig.suptitle(title)
     return fig

@@ -171,3 +171,120 @@ def a1_class(tmp_path_factory):
     seconds = __import__("time").perf_counter() - started
     return _Namespace(workspace=workspace, collected=collected, grade_run=graded, grade_seconds=seconds,
                       cli=cli, env=env, expected=a1_expected_grades())
+
+
+# ----------------------------------------------------------------------------
+# Assignments 2-4 (issue 5: tests/test_a2*.py, test_a3*.py, test_a4*.py).
+# The same pipeline as a1_class above, for any assignment: sample submissions
+# made from the release (untouched, the solution, the solution with some answer
+# cells replaced), collected and graded with real nbgrader through
+# cs_utils.course, scores read back from the gradebook.
+# ----------------------------------------------------------------------------
+
+
+def assignment_notebooks(assignment: str) -> tuple[_Path, _Path]:
+    """(source notebook in solutions/, released notebook in assignments/) of a one-notebook assignment."""
+    sources = sorted((COURSE_ROOT / "solutions" / assignment).glob("*.ipynb"))
+    assert len(sources) == 1, f"expected one notebook in solutions/{assignment}, found {sources}"
+    return sources[0], COURSE_ROOT / "assignments" / assignment / sources[0].name
+
+
+def assignment_points(assignment: str) -> dict:
+    """grade_id -> points of every graded cell of the assignment's source notebook."""
+    nb = _json.loads(assignment_notebooks(assignment)[0].read_text())
+    points = {}
+    for cell in nb["cells"]:
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        if meta.get("grade"):
+            points[meta["grade_id"]] = float(meta["points"])
+    return points
+
+
+def solution_code(assignment: str, grade_id: str) -> str:
+    """The solution of one answer cell, as a student would submit it (region markers removed)."""
+    from cs_utils.course import _strip_markers
+
+    nb = _json.loads(assignment_notebooks(assignment)[0].read_text())
+    for cell in nb["cells"]:
+        if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == grade_id:
+            return _strip_markers("".join(cell["source"]))
+    raise KeyError(f"no cell {grade_id} in the source of {assignment}")
+
+
+def mutated_solution(assignment: str, grade_id: str, old: str, new: str) -> str:
+    """The solution of one answer cell with exactly one occurrence of ``old`` replaced by ``new``."""
+    code = solution_code(assignment, grade_id)
+    assert code.count(old) == 1, f"{old!r} occurs {code.count(old)} times in the solution of {grade_id}"
+    return code.replace(old, new)
+
+
+def gradebook_grades(workspace: _Path, assignment: str, student: str) -> tuple[dict, float, float]:
+    """({grade_id: points}, total, max total) of one submission, read from the workspace's gradebook."""
+    from nbgrader.api import Gradebook
+
+    with Gradebook(f"sqlite:///{workspace / 'gradebook.db'}", "cnn-course") as gb:
+        submission = gb.find_submission(assignment, student)
+        grades = {g.name: float(g.score) for nb in submission.notebooks for g in nb.grades}
+        return grades, float(submission.score), float(submission.max_score)
+
+
+def grade_sample_class(workspace: _Path, assignment: str, submissions: dict, *, jobs: int = 2):
+    """Submit, collect and autograde sample submissions of one assignment with real nbgrader.
+
+    ``submissions`` maps a student id to None (the release as handed out) or to a dict
+    {answer grade_id: code} (the solution, with those answer cells replaced; {} is the
+    solution itself). Returns a namespace with the workspace, the collect report, the
+    GradeResult of each student (with its autograde time), the grades from the gradebook
+    and the wall time of the whole batch.
+    """
+    import time
+
+    import nbformat
+
+    from cs_utils.course import collect, fill_release, grade
+
+    source_nb, release_nb = assignment_notebooks(assignment)
+    inbox = workspace.parent / f"{workspace.name}_inbox"
+    for student, answers in submissions.items():
+        target = inbox / student / assignment / release_nb.name
+        target.parent.mkdir(parents=True)
+        if answers is None:
+            target.write_text(release_nb.read_text())
+        else:
+            nbformat.write(fill_release(release_nb, source_nb, answers=answers), target)
+    collected = collect(workspace, inbox, course=COURSE_ROOT)
+    started = time.perf_counter()
+    results = grade(workspace, assignment, jobs=jobs, course=COURSE_ROOT, progress=False)
+    seconds = time.perf_counter() - started
+    grades = {r.student: gradebook_grades(workspace, assignment, r.student) for r in results if r.ok}
+    for r in results:
+        print(f"autograde {assignment} {r.student}: {r.seconds:.1f} s, score {r.score}")
+    print(f"autograde {assignment}: {len(results)} submissions in {seconds:.1f} s with -j {jobs}")
+    return _Namespace(workspace=workspace, collected=collected, results={r.student: r for r in results},
+                      grades=grades, seconds=seconds)
+
+
+def hidden_test_lines(assignment: str, min_length: int = 26) -> set:
+    """Distinctive lines of code inside the hidden-test regions of an assignment's source
+    notebook that appear nowhere outside them (those are what feedback must not show)."""
+    nb = _json.loads(assignment_notebooks(assignment)[0].read_text())
+    hidden, public = set(), set()
+    for cell in nb["cells"]:
+        inside = False
+        for line in "".join(cell["source"]).splitlines():
+            if "BEGIN HIDDEN TESTS" in line:
+                inside = True
+            elif "END HIDDEN TESTS" in line:
+                inside = False
+            elif len(line.strip()) >= min_length:
+                (hidden if inside else public).add(line.strip())
+    return {line for line in hidden - public if not any(line in p for p in public)}
+
+
+def feedback_pages(workspace: _Path, assignment: str) -> dict:
+    """student -> text of the HTML feedback that `cs-course feedback` writes for a graded class."""
+    import html
+
+    from cs_utils.course import feedback
+
+    return {p.parts[-3]: html.unescape(p.read_text()) for p in feedback(workspace, assignment, course=COURSE_ROOT)}

@@ -27,6 +27,7 @@ BAD_CALLS = [
     ("integer w", lambda: F.conv_forward(x4, w4.astype(np.int32), b4), TypeError, "w must have a floating-point dtype"),
     ("stride 0", lambda: F.conv_forward(x4, w4, b4, stride=0), ValueError, "stride must be positive (>= 1); got stride=0"),
     ("negative pad", lambda: F.conv_forward(x4, w4, b4, pad=-1), ValueError, "pad must be non-negative (>= 0); got pad=-1"),
+    ("huge stride", lambda: F.conv_forward(x4, w4, b4, stride=10**40), ValueError, "stride must be less than 2**31"),
     ("float stride", lambda: F.conv_forward(x4, w4, b4, stride=1.5), TypeError, "stride must be an integer"),
     ("stride does not fit", lambda: F.conv_forward(x4, w4, b4, stride=2), ValueError,
      "(8 - 3 + 2*0)/2 + 1 = 3.50 is not an integer"),

@@ -204,3 +204,17 @@ def test_mixed_precision_promotes_to_float64(rng):
     w = rng.standard_normal((3, 2, 3, 3))
     out, _ = F.conv_forward(x, w, np.zeros(3), backend="numpy")
     assert out.dtype == np.float64
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_numpy_dout_for_a_tensor_forward(device, rng):
+    # The upstream gradient may arrive as a NumPy array; it must follow the forward's tensors.
+    x = torch.tensor(rng.standard_normal((1, 2, 5, 5)), device=device)
+    w = torch.tensor(rng.standard_normal((3, 2, 3, 3)), device=device)
+    b = torch.zeros(3, dtype=torch.float64, device=device)
+    out, cache = F.conv_forward(x, w, b, 1, 1)
+    dout = rng.standard_normal(tuple(out.shape))
+    dx, dw, db = F.conv_backward(dout, cache)
+    assert dx.device.type == device
+    _, (ref_dx, _, _) = torch_grads(lambda x, w, b: TF.conv2d(x, w, b, padding=1), (x.cpu(), w.cpu(), b.cpu()), dout)
+    np.testing.assert_allclose(dx.cpu().numpy(), ref_dx, rtol=1e-10, atol=1e-10)
