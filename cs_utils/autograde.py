@@ -164,7 +164,7 @@ BLOCKED_ATTRIBUTES = frozenset({
     "pickle", "_pickle", "marshal", "shelve", "types", "code", "codeop", "runpy", "pdb", "bdb", "trace",
     "tracemalloc", "faulthandler", "resource", "shutil", "tempfile", "sqlite3", "IPython", "ipykernel",
     "jupyter_client", "zmq", "traitlets", "nbformat", "nbclient", "nbgrader", "sandbox", "autograde", "course",
-    "asyncio", "concurrent", "copyreg", "operator", "weakref", "atexit", "signal", "string",
+    "asyncio", "concurrent", "copyreg", "operator", "weakref", "atexit", "string",
     "_getframe", "settrace", "setprofile", "gettrace", "getprofile", "addaudithook", "modules", "meta_path",
     "path_hooks", "displayhook", "excepthook", "exc_info", "last_traceback", "set_custom_exc",
     "input_transformers_cleanup", "input_transformers_post", "ast_transformers", "showtraceback",
@@ -711,6 +711,7 @@ def canonical_cells(release_cells: Sequence[NotebookNode], student_cells: Sequen
     notes: list[str] = []
     anchor: str | None = None
     seen_instructor: set[str] = set()
+    order: list[str] = []  # the release's cells in the order the student's notebook has them
     for cell in student_cells:
         meta = cell.metadata.get("nbgrader", {})
         gid = meta.get("grade_id")
@@ -720,12 +721,22 @@ def canonical_cells(release_cells: Sequence[NotebookNode], student_cells: Sequen
             answer = copy.deepcopy(release_cells[release_ids.index(gid)])
             answer.source = cell.source
             answers[gid] = answer
+            if _graded_meta(cell) != _graded_meta(answer):
+                notes.append(f"the metadata of answer cell {gid} was edited (points, grade or lock); the release's is used")
+            order.append(gid)
             anchor = gid
             continue
         if role in ("test", "instructor"):
             if gid in seen_instructor:
                 notes.append(f"a second copy of instructor cell {gid} was dropped")
+            else:
+                original = release_cells[release_ids.index(gid)]
+                if _source(cell).strip() != _source(original).strip() or cell.cell_type != original.cell_type:
+                    notes.append(f"instructor cell {gid} was edited; the release's version runs")
+                elif _graded_meta(cell) != _graded_meta(original):
+                    notes.append(f"the metadata of cell {gid} was edited (points, grade or lock); the release's is used")
             seen_instructor.add(gid)
+            order.append(gid)
             anchor = gid
             continue
         # the student's own cell, or one that lost (or duplicates) its identity: it runs where it was
@@ -737,6 +748,8 @@ def canonical_cells(release_cells: Sequence[NotebookNode], student_cells: Sequen
             del extra.metadata["nbgrader"]
         if extra.cell_type == "code" or extra.cell_type == "markdown":
             extras.setdefault(anchor, []).append(extra)
+    if order != [gid for gid in release_ids if gid in set(order)]:
+        notes.append("the cells were not in the release's order; they are graded in the release's order")
     cells: list[NotebookNode] = list(extras.get(None, []))
     for gid, cell in zip(release_ids, release_cells):
         role = roles.get(gid) if gid else "student"
@@ -757,6 +770,12 @@ def canonical_cells(release_cells: Sequence[NotebookNode], student_cells: Sequen
             cell["id"] = f"{cell['id'][:40]}-{len(seen_ids)}"
         seen_ids.add(cell.get("id"))
     return cells, notes
+
+
+def _graded_meta(cell) -> tuple:
+    meta = cell.metadata.get("nbgrader", {})
+    return (bool(meta.get("grade")), bool(meta.get("solution")), bool(meta.get("locked")),
+            float(meta.get("points", 0) or 0))
 
 
 def roles_cell_type(release_cells, release_ids, gid) -> str:
@@ -1085,6 +1104,7 @@ class SandboxClient(_NotebookClient):  # type: ignore[misc,valid-type]
                         if changed:
                             self.report["tampering"].append({"before_cell": index, "restored": changed})
                     await self._run_cell(cell, index)
+                    self._note_outcome(cell, index, role)
                     if role in ("test", "instructor"):
                         await self._silent(f"__cs_referee__.snapshot_names({protected!r})")
                     if role in ("answer", "student") and any(
@@ -1101,6 +1121,19 @@ class SandboxClient(_NotebookClient):  # type: ignore[misc,valid-type]
             if started or self.km is not None:
                 await self._stop()
         return self.nb
+
+    def _note_outcome(self, cell, index: int, role: str) -> None:
+        """What the TA should hear about a cell that ran: a timeout, the sandbox refusing something,
+        output cut short."""
+        for output in cell.outputs:
+            if output.get("output_type") != "error":
+                continue
+            if output.get("ename") == "CellTimeoutError":
+                self.note(index, f"ran longer than {self.settings.timeout} s and was interrupted")
+            elif output.get("ename") == "PolicyViolation" and role in ("answer", "student"):
+                self.note(index, "the sandbox refused: " + str(output.get("evalue", "")).splitlines()[0][:200])
+        if self._output_truncated:
+            self.note(index, f"printed more than {self.settings.max_output_bytes:,} bytes; the rest was dropped")
 
     async def _recover(self, ran: list[int], deadline: float) -> None:
         """A fresh kernel with the cells that had run replayed (their outputs are not kept).

@@ -139,6 +139,7 @@ def _reordered():
 def _duplicated():
     nb = _solution()
     cell = copy.deepcopy(nb.cells[_index(nb, "q2_convolve1d-answer")])
+    cell["id"] = "pasted-copy"  # as Jupyter gives a pasted cell (the grader copes with equal ids too)
     nb.cells.insert(_index(nb, "q2_convolve1d-answer") + 1, cell)
     return nb
 
@@ -196,16 +197,17 @@ def _reads_files(workspace: Path):
 # name -> (builder, expected points, what the report says about it, if anything)
 CASES = {
     "solution": (_solution, _lose(), None),
-    "tampered-tests": (_tampered_tests, _lose("q5_sizes-visible", "q5_sizes-hidden"), None),
+    "tampered-tests": (_tampered_tests, _lose("q5_sizes-visible", "q5_sizes-hidden"),
+                       "instructor cell q5_sizes-hidden was edited; the release's version runs"),
     "deleted-tests": (_deleted_tests, _lose("q10_flat-visible", q10_flat__hidden=round(6 * 2 / 7, 6)),
                       "was missing or changed"),
-    "reordered": (_reordered, _lose(), None),
+    "reordered": (_reordered, _lose(), "graded in the release's order"),
     "renamed-copy1": (None, _lose(), "graded convolution-Copy1.ipynb as convolution.ipynb"),
     "duplicated-answer": (_duplicated, _lose(), "duplicates 'q2_convolve1d-answer'"),
     "no-grade-id": (_no_grade_id, _lose(), "answer cell q4_output_size-answer is missing"),
     "renamed-grade-id": (_renamed_grade_id, _lose(), "unknown grade_id 'my_kernels'"),
-    "edited-points": (_edited_points, _lose(), None),
-    "infinite-loop": (lambda: _q10("while True:\n    pass\n"), _lose(*Q10), None),
+    "edited-points": (_edited_points, _lose(), "the metadata of answer cell q8_kernels-answer was edited"),
+    "infinite-loop": (lambda: _q10("while True:\n    pass\n"), _lose(*Q10), "ran longer than 10 s and was interrupted"),
     "ignores-sigint": (lambda: _q10("import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\n"
                                     "while True:\n    pass\n"), _lose(*Q10), "did not stop when interrupted"),
     "sys-exit": (lambda: _insert_after(_solution(), "code-02", "import sys\nsys.exit('bye')\n"), _lose(), None),
@@ -219,7 +221,7 @@ CASES = {
     "output-flood": (lambda: _answer(_solution(), "q1_corr1d-answer",
                                      _solution().cells[_index(_solution(), "q1_corr1d-answer")].source
                                      + "\nfor line in range(200000):\n    print('spam', line)\n"),
-                     _lose(), None),
+                     _lose(), "printed more than"),
     "patches-numpy": (lambda: _wrong_corr1d_plus(
         "np.allclose = lambda *args, **kwargs: True\n"
         "np.testing.assert_allclose = lambda *args, **kwargs: None\n"
@@ -342,6 +344,9 @@ def test_what_the_kernel_did_shows_in_the_student_notebook(hostile):
     assert "NotRunByGrader" in _outputs(rejected) and "set attributes only on their own objects" in _outputs(rejected)
     killed = _autograded(ws, "kernel-killed")
     assert "KernelDiedError" in _outputs(next(c for c in killed.cells if "SIGKILL" in c.source))
+    reference = _autograded(ws, "calls-reference")
+    text = _outputs(reference.cells[_index(reference, "q6_conv2d-visible")])
+    assert "ReferenceUsedError" in text and "scipy.signal" in text, text  # the guard caught it, and says so
 
 
 def test_feedback_says_which_tests_failed_and_why(hostile):
