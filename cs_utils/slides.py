@@ -225,20 +225,28 @@ Reveal.initialize({
 });
 // A slide taller than the canvas: shrink its figures (to no less than 60 % of their size, or
 // 240 px) so that it fits, and if that is not enough, let it scroll instead of being cut off.
-// Measured when the slide shows; data-cnn-fit records the outcome: fits, shrunk or scrolls.
+// Measured when the slide shows; data-cnn-fit records the outcome: fits, shrunk or scrolls;
+// data-cnn-height the slide's height before fitting (canvas px) and data-cnn-scale the
+// smallest factor a figure was shrunk by (1 when none was).
 function cnnFit(slide) {
   if (!slide || slide.dataset.cnnFit) return;
   slide.dataset.cnnFit = 'pending';
   var limit = {{ resources.deck.height }} * 0.96;
   var imgs = Array.prototype.slice.call(slide.querySelectorAll('.jp-OutputArea-output img'));
   Promise.all(imgs.map(function (img) { return img.decode().catch(function () {}); })).then(function () {
-    var over = slide.scrollHeight - limit;
+    var height = slide.scrollHeight;
+    var over = height - limit;
     var outcome = over > 0 ? 'shrunk' : 'fits';
+    var scale = 1;
     if (over > 0 && imgs.length) {
-      imgs.forEach(function (img) {
-        var h = img.offsetHeight;
+      var before = imgs.map(function (img) { return img.offsetHeight; });
+      imgs.forEach(function (img, i) {
+        var h = before[i];
         img.style.maxHeight = Math.max(240, 0.6 * h, h - over / imgs.length) + 'px';
         img.style.width = 'auto';
+      });
+      imgs.forEach(function (img, i) {
+        if (before[i] > 0) scale = Math.min(scale, img.offsetHeight / before[i]);
       });
     }
     if (slide.scrollHeight > limit) {
@@ -246,6 +254,8 @@ function cnnFit(slide) {
       slide.style.overflowY = 'auto';
       outcome = 'scrolls';
     }
+    slide.dataset.cnnHeight = String(Math.round(height));
+    slide.dataset.cnnScale = scale.toFixed(3);
     slide.dataset.cnnFit = outcome;
     Reveal.layout();
   });

@@ -954,3 +954,147 @@ selector => {
 def _has_math(markdown: str) -> bool:
     text = re.sub(r"```.*?```|`[^`]*`", "", markdown, flags=re.S)
     return bool(re.search(r"\$[^$]+\$|\\\(|\\\[|\\begin\{", text))
+
+
+# --------------------------------------------------------------------------------------------
+# Every slide of every deck fits a 16:9 screen: no scrolling, no figure shrunk past readability
+
+# A lecturer presents a slide whole. The deck measures each slide when it shows (cnnFit in
+# cs_utils.slides): data-cnn-fit = fits | shrunk | scrolls, data-cnn-height its height before
+# fitting, data-cnn-scale the smallest factor a figure was shrunk by to make it fit.
+MIN_FIGURE_SCALE = 0.8  # figures shrunk further than this are hard to read from the back row
+
+# Visit every leaf slide (each horizontal slide, or each of its vertical subslides) with Reveal's
+# API, wait for its measurement, and describe it. Code wider than the slide scrolls sideways.
+_FIT_WALK_JS = """
+async () => {
+  Reveal.configure({transition: 'none', backgroundTransition: 'none'});
+  const sections = el => [...el.children].filter(e => e.tagName === 'SECTION');
+  const tops = sections(document.querySelector('.reveal .slides'));
+  const out = [];
+  for (let h = 0; h < tops.length; h++) {
+    const subs = sections(tops[h]);
+    const leaves = subs.length ? subs : [tops[h]];
+    for (let v = 0; v < leaves.length; v++) {
+      const s = leaves[v];
+      Reveal.slide(h, v);
+      const t0 = Date.now();
+      while ((!s.dataset.cnnFit || s.dataset.cnnFit === 'pending') && Date.now() - t0 < 20000) {
+        await new Promise(r => setTimeout(r, 20));
+      }
+      const head = s.querySelector('h1, h2, h3');
+      const text = (head || s.querySelector('.jp-Cell') || s).textContent;
+      const wide = [...s.querySelectorAll('.jp-InputArea pre, .jp-OutputArea-output pre')]
+        .filter(e => e.scrollWidth > e.clientWidth + 2)
+        .map(e => e.textContent.split('\\n').reduce((a, b) => a.length >= b.length ? a : b).trim().slice(0, 60));
+      out.push({slide: `${h + 1}.${v + 1}`, fit: s.dataset.cnnFit || 'never measured',
+                height: Number(s.dataset.cnnHeight), scale: Number(s.dataset.cnnScale),
+                title: text.replace(/\\u00b6/g, '').replace(/\\s+/g, ' ').trim().slice(0, 60), wide});
+    }
+  }
+  return out;
+}
+"""
+
+
+def slides_that_do_not_fit(browser, deck: Path, min_scale: float = MIN_FIGURE_SCALE) -> tuple[int, list[str]]:
+    """(number of slides, a line for each slide of ``deck`` that a 1280x720 screen cannot show whole)."""
+    from cs_utils import slides
+
+    context = browser.new_context(viewport={"width": slides.DECK_WIDTH, "height": slides.DECK_HEIGHT}, offline=True)
+    context.route("**/*", lambda r: r.continue_() if r.request.url.startswith(("file:", "data:", "blob:")) else r.abort())
+    try:
+        page = context.new_page()
+        page.goto(deck.as_uri())
+        page.wait_for_function("() => window.Reveal && Reveal.isReady()", timeout=30_000)
+        page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise", timeout=30_000)
+        page.evaluate("() => MathJax.startup.promise")  # typeset math changes the heights
+        shown = page.evaluate(_FIT_WALK_JS)
+    finally:
+        context.close()
+    limit = round(0.96 * slides.DECK_HEIGHT)
+    bad = []
+    for s in shown:
+        where = f"slide {s['slide']} {s['title']!r}"
+        if s["fit"] == "scrolls":
+            bad.append(f"{where}: scrolls ({s['height']} px tall, {limit} px fit)")
+        elif s["fit"] not in ("fits", "shrunk"):
+            bad.append(f"{where}: not measured ({s['fit']})")
+        elif s["scale"] < min_scale:
+            bad.append(f"{where}: figures shrunk to {s['scale']:.0%} ({s['height']} px tall, {limit} px fit; "
+                       f"at least {min_scale:.0%} is readable)")
+        if s["wide"]:
+            bad.append(f"{where}: code wider than the slide scrolls sideways: {s['wide']}")
+    return len(shown), bad
+
+
+# Lectures still being split into slides that fit (slides with problems, measured by this test
+# before the split). strict: the xfail turns into a failure as soon as a lecture fits, so that
+# it is taken off this list.
+NOT_YET_FITTED = {
+    "03_output_size": 8,
+    "04_building_layers": 5,
+    "05_backprop_pooling": 6,
+    "06_case_studies": 18,
+}
+FIT_PARAMS = [
+    pytest.param(p, id=p.stem, marks=pytest.mark.xfail(strict=True, reason=(
+        f"{p.stem}: {NOT_YET_FITTED[p.stem]} slides scroll, shrink figures below "
+        f"{MIN_FIGURE_SCALE:.0%} or hold code wider than the slide; being split into subslides")))
+    if p.stem in NOT_YET_FITTED else pytest.param(p, id=p.stem)
+    for p in LECTURES
+]
+
+
+@pytest.mark.parametrize("notebook", FIT_PARAMS)
+def test_every_slide_fits_a_16_9_screen(browser, notebook, tmp_path):
+    """Each slide and subslide of the offline deck shows whole at 1280x720 (math typeset, all fragments in)."""
+    deck = _deck_for(notebook, tmp_path)
+    total, bad = slides_that_do_not_fit(browser, deck)
+    n_bad = len({line.split(" ")[1] for line in bad})
+    print(f"{deck.name}: {total} slides, {n_bad} do not fit")
+    assert total > 1
+    assert not bad, f"{notebook.name}: {n_bad} of {total} slides do not fit 1280x720:\n" + "\n".join(bad)
+
+
+def test_the_fit_check_can_fail(browser, tmp_path):
+    """A deck with a slide of 40 bullet points, a tall figure and an over-long code line is caught, slide by slide."""
+    import base64
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from cs_utils import slides
+
+    fig, ax = plt.subplots(figsize=(6, 9), dpi=100)
+    ax.plot([0, 1], [0, 1])
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    tall_png = base64.b64encode(buf.getvalue()).decode("ascii")
+
+    nb = _notebook([
+        _md("# Fits\n\nOne line.", "slide"),
+        _md("## Too long\n\n" + "\n".join(f"* point {i}" for i in range(40)), "slide"),
+        _md("## Tall figure\n\n" + "\n\n".join(f"Line {i} about the figure." for i in range(2)), "slide"),
+        nbformat.v4.new_code_cell("plot()", metadata={"slideshow": {"slide_type": "-"}}, outputs=[
+            nbformat.v4.new_output("display_data", data={"image/png": tall_png, "text/plain": "<Figure>"})]),
+        _md("## Wide code", "subslide"),
+        _code("x = " + " + ".join(f"value_{i}" for i in range(40)), "-"),
+    ])
+    if not (SLIDE_ASSETS / "reveal.js").is_dir():
+        pytest.skip(f"reveal.js/MathJax are not installed in {SLIDE_ASSETS}: run `make slides`")
+    deck = tmp_path / "99_overflow.slides.html"
+    deck.write_text(slides.render_deck(nb, slides.DeckAssets.load(SLIDE_ASSETS), name=deck.stem), encoding="utf-8")
+    total, bad = slides_that_do_not_fit(browser, deck)
+    assert total == 4
+    assert len(bad) == 3 and all(not line.startswith("slide 1.1") for line in bad), bad
+    assert bad[0].startswith("slide 2.1 'Too long'") and "scrolls" in bad[0]
+    assert bad[1].startswith("slide 3.1 'Tall figure'") and "shrunk to" in bad[1]
+    assert bad[2].startswith("slide 3.2 'Wide code'") and "sideways" in bad[2] and "value_0" in bad[2]
+    # The same deck passes where the readability limit is not the issue: the tall figure is
+    # shrunk to fit (to at least 60 %), the other two still fail.
+    assert len(slides_that_do_not_fit(browser, deck, min_scale=0.0)[1]) == 2
