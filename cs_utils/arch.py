@@ -71,6 +71,13 @@ from typing import Callable, ClassVar, Iterable, Sequence
 
 from .shapes import conv_output_size, pool_output_size, same_padding
 
+# The functions below that return an Architecture, by name; cs_utils.models builds a torch
+# model of each under the same name.
+SPEC_FUNCTIONS: tuple[str, ...] = (
+    "lenet5", "alexnet", "zfnet", "vgg", "vgg16", "vgg19", "googlenet", "resnet", "resnet18", "resnet34",
+    "resnet50", "alphago_policy",
+)
+
 __all__ = [
     # layer specs
     "Layer",
@@ -105,18 +112,8 @@ __all__ = [
     "Architecture",
     "check_claims",
     "claims_table",
-    "lenet5",
-    "alexnet",
-    "zfnet",
-    "vgg",
-    "vgg16",
-    "vgg19",
-    "googlenet",
-    "resnet",
-    "resnet18",
-    "resnet34",
-    "resnet50",
-    "alphago_policy",
+    *SPEC_FUNCTIONS,
+    "SPEC_FUNCTIONS",
     "CASE_STUDIES",
     "case_study",
 ]
@@ -368,6 +365,16 @@ class Layer:
         return t
 
 
+def _square_padding(layer: "Conv | Pool", in_shape: Shape) -> tuple[int, int]:
+    """Effective ``(lo, hi)`` padding of a window layer (``f``, ``stride``, ``pad``, ``rounding``)
+    on a ``(C, H, W)`` input; the same for height and width, or ValueError."""
+    _, h, w = _need_map(layer, in_shape)
+    pads = {effective_padding(n, layer.f, layer.stride, layer.pad, layer.rounding) for n in (h, w)}
+    if len(pads) > 1:
+        raise ValueError(f"non-square input {h}x{w} needs different paddings {sorted(pads)}")
+    return pads.pop()
+
+
 @dataclass(frozen=True)
 class Conv(Layer):
     """``k`` filters of size ``f x f`` (and full input depth), stride ``stride``, zero padding ``pad``.
@@ -402,11 +409,7 @@ class Conv(Layer):
 
     def padding(self, in_shape: Shape) -> tuple[int, int]:
         """Effective ``(lo, hi)`` padding on this input (same for height and width)."""
-        _, h, w = _need_map(self, in_shape)
-        pads = {effective_padding(n, self.f, self.stride, self.pad, self.rounding) for n in (h, w)}
-        if len(pads) > 1:
-            raise ValueError(f"non-square input {h}x{w} needs different paddings {sorted(pads)}")
-        return pads.pop()
+        return _square_padding(self, in_shape)
 
     def _in_channels(self, in_shape: Shape) -> int:
         c, _, _ = _need_map(self, in_shape)
@@ -491,11 +494,8 @@ class Pool(Layer):
         return f"Pool({self.f}, {self.stride}{extra})"
 
     def padding(self, in_shape: Shape) -> tuple[int, int]:
-        _, h, w = _need_map(self, in_shape)
-        pads = {effective_padding(n, self.f, self.stride, self.pad, self.rounding) for n in (h, w)}
-        if len(pads) > 1:
-            raise ValueError(f"non-square input {h}x{w} needs different paddings {sorted(pads)}")
-        return pads.pop()
+        """Effective ``(lo, hi)`` padding on this input (same for height and width)."""
+        return _square_padding(self, in_shape)
 
     def output_shape(self, in_shape: Shape) -> Shape:
         c, h, w = _need_map(self, in_shape)
@@ -543,24 +543,26 @@ class FC(Layer):
 
 
 @dataclass(frozen=True)
-class ReLU(Layer):
-    """``max(0, x)`` elementwise; same shape; no parameters; counted as in place."""
-
-    kind: ClassVar[str] = "relu"
-    inplace: ClassVar[bool] = True
+class _SameShape(Layer):
+    """A layer whose output has its input's shape (elementwise functions, normalisations)."""
 
     def output_shape(self, in_shape: Shape) -> Shape:
         return tuple(in_shape)
 
 
 @dataclass(frozen=True)
-class Tanh(Layer):
+class ReLU(_SameShape):
+    """``max(0, x)`` elementwise; same shape; no parameters; counted as in place."""
+
+    kind: ClassVar[str] = "relu"
+    inplace: ClassVar[bool] = True
+
+
+@dataclass(frozen=True)
+class Tanh(_SameShape):
     """``tanh(x)`` elementwise (LeNet-5's squashing function); same shape; no parameters."""
 
     kind: ClassVar[str] = "tanh"
-
-    def output_shape(self, in_shape: Shape) -> Shape:
-        return tuple(in_shape)
 
 
 @dataclass(frozen=True)
@@ -592,16 +594,13 @@ class LRN(Layer):
 
 
 @dataclass(frozen=True)
-class BatchNorm(Layer):
+class BatchNorm(_SameShape):
     """Batch normalisation: per channel scale and shift, ``2*C`` parameters (the running
     mean and variance are statistics, not parameters). Shape unchanged."""
 
     kind: ClassVar[str] = "bn"
 
     eps: float = 1e-5
-
-    def output_shape(self, in_shape: Shape) -> Shape:
-        return tuple(in_shape)
 
     def params(self, in_shape: Shape) -> int:
         return 2 * in_shape[0]
@@ -611,7 +610,7 @@ class BatchNorm(Layer):
 
 
 @dataclass(frozen=True)
-class Dropout(Layer):
+class Dropout(_SameShape):
     """Zero each value with probability ``p`` while training (scale the rest by ``1/(1-p)``);
     the identity at inference. No parameters; counted as in place."""
 
@@ -624,21 +623,15 @@ class Dropout(Layer):
         if not 0.0 <= float(self.p) < 1.0:
             raise ValueError(f"dropout probability p must be in [0, 1); got p={self.p}")
 
-    def output_shape(self, in_shape: Shape) -> Shape:
-        return tuple(in_shape)
-
     def describe(self, in_shape: Shape | None = None) -> str:
         return f"dropout {self.p:g}"
 
 
 @dataclass(frozen=True)
-class Softmax(Layer):
+class Softmax(_SameShape):
     """Softmax over the channels (over the vector for a ``(D,)`` input). Shape unchanged."""
 
     kind: ClassVar[str] = "softmax"
-
-    def output_shape(self, in_shape: Shape) -> Shape:
-        return tuple(in_shape)
 
 
 @dataclass(frozen=True)
@@ -667,14 +660,11 @@ class GlobalAvgPool(Layer):
 
 
 @dataclass(frozen=True)
-class PositionBias(Layer):
+class PositionBias(_SameShape):
     """A learned bias for every position of the map, ``C*H*W`` parameters (AlphaGo's policy
     network ends with a 1x1 conv "with a different bias for each position")."""
 
     kind: ClassVar[str] = "position_bias"
-
-    def output_shape(self, in_shape: Shape) -> Shape:
-        return tuple(in_shape)
 
     def params(self, in_shape: Shape) -> int:
         return _numel(in_shape)

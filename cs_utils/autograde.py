@@ -118,8 +118,9 @@ def _source(cell: dict) -> str:
 # --------------------------------------------------------------------------
 
 # Imported freely (with every public attribute). A reference implementation
-# (scipy.signal, torch, cs_utils.functional) may be imported: calling it while a
-# test runs the answer is what the grading module's reference guard reports.
+# (any of scipy, torch, cs_utils.functional) may be imported: calling it while a
+# test runs the answer is what the grading module's reference guard reports
+# (cs_utils.grading.BLOCKED_MODULES), and the report notes it.
 FREE_MODULES: tuple[str, ...] = (
     "numpy", "math", "cmath", "random", "statistics", "fractions", "decimal", "numbers", "itertools",
     "functools", "collections", "heapq", "bisect", "copy", "dataclasses", "enum", "abc", "time", "timeit",
@@ -1124,14 +1125,18 @@ class SandboxClient(_NotebookClient):  # type: ignore[misc,valid-type]
 
     def _note_outcome(self, cell, index: int, role: str) -> None:
         """What the TA should hear about a cell that ran: a timeout, the sandbox refusing something,
-        output cut short."""
+        an answer that ran a reference implementation, output cut short."""
         for output in cell.outputs:
             if output.get("output_type") != "error":
                 continue
+            first_line = (str(output.get("evalue", "")).splitlines() or [""])[0]
             if output.get("ename") == "CellTimeoutError":
                 self.note(index, f"ran longer than {self.settings.timeout} s and was interrupted")
             elif output.get("ename") == "PolicyViolation" and role in ("answer", "student"):
-                self.note(index, "the sandbox refused: " + str(output.get("evalue", "")).splitlines()[0][:200])
+                self.note(index, "the sandbox refused: " + first_line[:200])
+            elif output.get("ename") == "ReferenceUsedError" and role == "test":
+                self.note(index, "no credit, the answer ran a reference implementation: "
+                                 + first_line.split(": reference implementations")[0][:200])
         if self._output_truncated:
             self.note(index, f"printed more than {self.settings.max_output_bytes:,} bytes; the rest was dropped")
 

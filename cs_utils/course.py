@@ -67,6 +67,7 @@ __all__ = [
     "report",
     "bundle",
     "fill_release",
+    "strip_markers",
     "demo",
     "main",
     "Leak",
@@ -1271,7 +1272,10 @@ def bundle(out: str | os.PathLike, *, course: str | os.PathLike | None = None, f
 # --------------------------------------------------------------------------
 
 
-def _strip_markers(source: str) -> str:
+def strip_markers(source: str) -> str:
+    """A cell's source without nbgrader's region marker lines (BEGIN/END SOLUTION, HIDDEN TESTS,
+    MARK SCHEME), everything between them kept: a solution cell as a student who wrote that
+    solution would submit it. Lines are joined with ``\\n`` (no trailing newline)."""
     return "\n".join(line for line in source.splitlines() if not (_REGION_BEGIN.match(line) or _REGION_END.match(line)))
 
 
@@ -1294,7 +1298,7 @@ def fill_release(
     nb = nbformat.read(release_nb, as_version=4)
     src = nbformat.read(source_nb, as_version=4)
     solutions = {
-        c.metadata["nbgrader"]["grade_id"]: _strip_markers(c.source)
+        c.metadata["nbgrader"]["grade_id"]: strip_markers(c.source)
         for c in src.cells
         if c.metadata.get("nbgrader", {}).get("solution")
     }

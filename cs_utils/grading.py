@@ -63,7 +63,10 @@ __all__ = [
 # Packages whose code a student answer may not run while it is being checked:
 # any function defined in them, Python or compiled. All of cs_utils is the
 # course's reference (layers, im2col, shape arithmetic), except this module.
-BLOCKED_MODULES: tuple[str, ...] = ("torch", "scipy.signal", "scipy.ndimage", "cs_utils")
+# All of SciPy, not only scipy.signal and scipy.ndimage: a convolution is also
+# an FFT product (scipy.fft), a Toeplitz or circulant matrix times a vector
+# (scipy.linalg) or a sparse matrix product (scipy.sparse).
+BLOCKED_MODULES: tuple[str, ...] = ("torch", "scipy", "cs_utils")
 EXEMPT_MODULES: tuple[str, ...] = ("cs_utils.grading",)
 # Single NumPy functions (the rest of NumPy is allowed): the public names and
 # the compiled kernels behind them, so that ``np._core.multiarray.correlate``
@@ -108,16 +111,23 @@ def _package_path(module: types.ModuleType) -> str | None:
     return os.path.splitext(path)[0]  # matches module.py, module.cpython-*.so, module.pyx
 
 
-def _describe(obj: Any) -> str:
-    """A readable dotted name for a function object."""
+def _module_of(obj: Any) -> Any:
+    """The module a function object belongs to: its ``__module__``, else its owner's (a builtin
+    method's module or class)."""
     module = getattr(obj, "__module__", None)
-    name = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None) or repr(obj)
     if module is None:
         owner = getattr(obj, "__self__", None)
         if isinstance(owner, types.ModuleType):
             module = owner.__name__
         elif owner is not None:
             module = type(owner).__module__
+    return module
+
+
+def _describe(obj: Any) -> str:
+    """A readable dotted name for a function object."""
+    module = _module_of(obj)
+    name = getattr(obj, "__qualname__", None) or getattr(obj, "__name__", None) or repr(obj)
     return f"{module}.{name}" if module else str(name)
 
 
@@ -253,13 +263,7 @@ class ReferenceGuard:
             if hit is not None:
                 self._record(hit, hit)
                 return
-            module = getattr(arg, "__module__", None)
-            if module is None:
-                owner = getattr(arg, "__self__", None)
-                if isinstance(owner, types.ModuleType):
-                    module = owner.__name__
-                elif owner is not None:
-                    module = type(owner).__module__
+            module = _module_of(arg)
             if (
                 isinstance(module, str)
                 and (module in self.blocked_modules or module.startswith(self._module_prefixes))
@@ -296,11 +300,18 @@ class ReferenceGuard:
         used = ", ".join(self.used[:3]) + (" ..." if len(self.used) > 3 else "")
         off = ", ".join(f"numpy.{n}" for n in self.blocked_numpy)
         off = ", ".join(x for x in (off, ", ".join(self.blocked_modules)) if x)
-        return (
+        message = (
             f"{self.what} called {used}: reference implementations are switched off while your "
             f"answer is checked ({off}). Compute the result yourself, with loops, slicing, "
             f"np.pad, np.sum or np.dot."
         )
+        if "scipy" in self._keys:
+            message += (
+                " All of SciPy counts: an FFT product (scipy.fft), a Toeplitz or circulant matrix "
+                "(scipy.linalg) or a sparse matrix (scipy.sparse) computes the convolution for you "
+                "as surely as scipy.signal does."
+            )
+        return message
 
 
 def no_reference(what: str, **kwargs: Any) -> ReferenceGuard:

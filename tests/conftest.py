@@ -51,6 +51,7 @@ def torch_grads(fn, inputs, dout):
 
 import json as _json
 import os as _os
+import re as _re
 import subprocess as _subprocess
 import sys as _sys
 import zipfile as _zipfile
@@ -103,13 +104,7 @@ A1_REFERENCE_ANSWERS = {
 
 def a1_points() -> dict:
     """grade_id -> points of every test cell, read from the source notebook's metadata."""
-    nb = _json.loads((COURSE_ROOT / "solutions" / A1 / A1_NOTEBOOK).read_text())
-    points = {}
-    for cell in nb["cells"]:
-        meta = cell.get("metadata", {}).get("nbgrader", {})
-        if meta.get("grade"):
-            points[meta["grade_id"]] = float(meta["points"])
-    return points
+    return assignment_points(A1)
 
 
 def a1_expected_grades() -> dict:
@@ -202,12 +197,12 @@ def assignment_points(assignment: str) -> dict:
 
 def solution_code(assignment: str, grade_id: str) -> str:
     """The solution of one answer cell, as a student would submit it (region markers removed)."""
-    from cs_utils.course import _strip_markers
+    from cs_utils.course import strip_markers
 
     nb = _json.loads(assignment_notebooks(assignment)[0].read_text())
     for cell in nb["cells"]:
         if cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") == grade_id:
-            return _strip_markers("".join(cell["source"]))
+            return strip_markers("".join(cell["source"]))
     raise KeyError(f"no cell {grade_id} in the source of {assignment}")
 
 
@@ -288,3 +283,76 @@ def feedback_pages(workspace: _Path, assignment: str) -> dict:
     from cs_utils.course import feedback
 
     return {p.parts[-3]: html.unescape(p.read_text()) for p in feedback(workspace, assignment, course=COURSE_ROOT)}
+
+
+# ----------------------------------------------------------------------------
+# Checks that every assignment's end-to-end test makes (test_a1 via the pipeline
+# tests, test_a2*.py, test_a3*.py, test_a4*.py): one place for each.
+# ----------------------------------------------------------------------------
+
+
+def expected_class_grades(assignment: str, lost: dict) -> dict:
+    """student -> {grade_id: expected points}: full marks except the grade_ids in ``lost[student]`` (0)."""
+    full = assignment_points(assignment)
+    return {student: {gid: (0.0 if gid in gone else pts) for gid, pts in full.items()} for student, gone in lost.items()}
+
+
+def assert_points_table(assignment: str, *, ungraded_rows: bool = False) -> None:
+    """Points add up to 100, each question has a visible and a hidden test, every hidden test cell
+    has its hidden region, and the table of parts in the introduction states each question's
+    points in question order (``ungraded_rows``: the table also lists parts worth 0, skipped)."""
+    import nbformat
+
+    points = assignment_points(assignment)
+    assert sum(points.values()) == 100
+    questions = sorted({gid.rsplit("-", 1)[0] for gid in points}, key=lambda q: int(q[1:].split("_")[0]))
+    for q in questions:
+        assert f"{q}-visible" in points and f"{q}-hidden" in points, q
+    source = nbformat.read(assignment_notebooks(assignment)[0], as_version=4)
+    for cell in source.cells:
+        gid = cell.metadata.get("nbgrader", {}).get("grade_id", "")
+        if gid.endswith("-hidden"):
+            assert "### BEGIN HIDDEN TESTS" in cell.source, gid
+    table = [int(m) for m in _re.findall(r"^\| [\d.]+ \|.*\| (\d+) \|$", source.cells[0].source, _re.M)]
+    if ungraded_rows:
+        table = [t for t in table if t]
+    assert table == [points[f"{q}-visible"] + points[f"{q}-hidden"] for q in questions]
+
+
+def assert_class_graded(graded, students) -> None:
+    """Every sample submission of a ``grade_sample_class`` run was collected and graded."""
+    assert graded.collected.problems == []
+    assert {s: r.error for s, r in graded.results.items() if not r.ok} == {}
+    assert sorted(graded.grades) == sorted(students)
+
+
+def assert_gradebook_scores(graded, student: str, expected: dict) -> None:
+    """The gradebook holds ``expected`` ({grade_id: points}) for ``student``, out of 100."""
+    grades, total, max_total = graded.grades[student]
+    assert max_total == 100
+    assert grades == pytest.approx(expected, abs=1e-4)
+    assert total == pytest.approx(sum(expected.values()), abs=1e-4)
+
+
+def cell_errors(graded, assignment: str, student: str, grade_id: str) -> list:
+    """[(ename, evalue)] of the errors a cell of a student's autograded notebook shows."""
+    import nbformat
+
+    path = graded.workspace / "autograded" / student / assignment / assignment_notebooks(assignment)[1].name
+    nb = nbformat.read(path, as_version=4)
+    cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
+    return [(o.ename, o.evalue) for o in cell.outputs if o.output_type == "error"]
+
+
+def assert_feedback_hides_hidden_tests(pages: dict, assignment: str, students, *, min_hidden: int,
+                                       min_length: int = 26) -> None:
+    """Feedback ``pages`` (student -> text) exist for exactly ``students`` and show no line of the
+    hidden tests (at least ``min_hidden`` of them, so the check has something to find) and no
+    region marker."""
+    assert sorted(pages) == sorted(students)
+    hidden = hidden_test_lines(assignment, min_length)
+    assert len(hidden) > min_hidden
+    for student, text in pages.items():
+        leaked = [line for line in hidden if line in text]
+        assert leaked == [], (student, leaked[:3])
+        assert "BEGIN HIDDEN TESTS" not in text and "BEGIN SOLUTION" not in text, student

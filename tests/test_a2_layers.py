@@ -10,14 +10,14 @@ specific to this notebook.
 """
 
 import json
-import re
 
 import nbformat
 import numpy as np
 import pytest
 
-from conftest import (COURSE_ROOT, assignment_notebooks, assignment_points, feedback_pages, grade_sample_class,
-                      hidden_test_lines, mutated_solution, solution_code)
+from conftest import (COURSE_ROOT, assert_class_graded, assert_feedback_hides_hidden_tests, assert_gradebook_scores,
+                      assert_points_table, assignment_notebooks, assignment_points, cell_errors,
+                      expected_class_grades, feedback_pages, grade_sample_class, mutated_solution, solution_code)
 from cs_utils.course import scan_for_leaks
 
 A2 = "a2_layers"
@@ -42,16 +42,14 @@ TORCH_CONV_FORWARD = {
 
 
 def expected_grades() -> dict:
-    full = assignment_points(A2)
-    lost = {
+    return expected_class_grades(A2, {
         "solution": [],
-        "untouched": list(full),
+        "untouched": list(assignment_points(A2)),
         "wrong_conv_backward": ["q2_conv_backward-visible", "q2_conv_backward-hidden"],
         # conv_forward's own points, and the visible test of the network, which runs the
         # student's own conv_forward (its hidden tests swap correct layers in)
         "torch_conv_forward": ["q1_conv_forward-visible", "q1_conv_forward-hidden", "q7_net-visible"],
-    }
-    return {student: {gid: (0.0 if gid in gone else pts) for gid, pts in full.items()} for student, gone in lost.items()}
+    })
 
 
 @pytest.fixture(scope="module")
@@ -65,37 +63,16 @@ def a2_class(tmp_path_factory):
 
 
 def test_points_add_up_and_match_the_table_in_the_notebook():
-    points = assignment_points(A2)
-    assert sum(points.values()) == 100
-    questions = sorted({gid.rsplit("-", 1)[0] for gid in points})
-    for q in questions:
-        assert f"{q}-visible" in points and f"{q}-hidden" in points, q
-    source = nbformat.read(assignment_notebooks(A2)[0], as_version=4)
-    for cell in source.cells:
-        gid = cell.metadata.get("nbgrader", {}).get("grade_id", "")
-        if gid.endswith("-hidden"):
-            assert "### BEGIN HIDDEN TESTS" in cell.source, gid
-    # the table of parts in the introduction states the same points, in the same order
-    table = [int(m) for m in re.findall(r"^\| [\d.]+ \|.*\| (\d+) \|$", source.cells[0].source, re.M)]
-    per_question = [points[f"{q}-visible"] + points[f"{q}-hidden"] for q in
-                    sorted(questions, key=lambda q: int(q[1:].split("_")[0]))]
-    assert [t for t in table if t] == per_question
+    assert_points_table(A2, ungraded_rows=True)
 
 
 def test_the_class_is_graded(a2_class):
-    assert a2_class.collected.problems == []
-    failed = {s: r.error for s, r in a2_class.results.items() if not r.ok}
-    assert failed == {}
-    assert sorted(a2_class.grades) == sorted(expected_grades())
+    assert_class_graded(a2_class, expected_grades())
 
 
 @pytest.mark.parametrize("student", ["solution", "untouched", "wrong_conv_backward", "torch_conv_forward"])
 def test_scores_in_the_gradebook(a2_class, student):
-    expected = expected_grades()[student]
-    grades, total, max_total = a2_class.grades[student]
-    assert max_total == 100
-    assert grades == pytest.approx(expected, abs=1e-4)
-    assert total == pytest.approx(sum(expected.values()), abs=1e-4)
+    assert_gradebook_scores(a2_class, student, expected_grades()[student])
 
 
 def test_headline_scores(a2_class):
@@ -105,10 +82,7 @@ def test_headline_scores(a2_class):
 
 def test_the_student_is_told_why(a2_class):
     def errors(student, grade_id):
-        path = a2_class.workspace / "autograded" / student / A2 / assignment_notebooks(A2)[1].name
-        nb = nbformat.read(path, as_version=4)
-        cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
-        return [(o.ename, o.evalue) for o in cell.outputs if o.output_type == "error"]
+        return cell_errors(a2_class, A2, student, grade_id)
 
     (name, message), = errors("torch_conv_forward", "q1_conv_forward-visible")
     assert name == "ReferenceUsedError" and "conv_forward called torch" in message
@@ -147,12 +121,7 @@ def test_the_paper_im2col_answer_follows_the_cs_utils_contract():
 
 def test_feedback_explains_but_shows_no_hidden_test_code(a2_class):
     pages = feedback_pages(a2_class.workspace, A2)
-    assert sorted(pages) == sorted(a2_class.grades)
-    hidden = hidden_test_lines(A2)
-    assert len(hidden) > 40
-    for student, text in pages.items():
-        assert [line for line in hidden if line in text] == [], student
-        assert "BEGIN HIDDEN TESTS" not in text and "BEGIN SOLUTION" not in text
+    assert_feedback_hides_hidden_tests(pages, A2, a2_class.grades, min_hidden=40)
     assert "not implemented yet" in pages["untouched"]
     assert "conv_forward called torch" in pages["torch_conv_forward"]
     assert "dx (stride=2, pad=1)" in pages["wrong_conv_backward"]

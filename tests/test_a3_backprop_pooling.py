@@ -9,16 +9,15 @@ scan over all of assignments/ are in test_pipeline.py and test_release.py.
 """
 
 import json
-import re
 
-import nbformat
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
-from conftest import (COURSE_ROOT, assignment_notebooks, assignment_points, feedback_pages, grade_sample_class,
-                      hidden_test_lines, mutated_solution, solution_code)
+from conftest import (COURSE_ROOT, assert_class_graded, assert_feedback_hides_hidden_tests, assert_gradebook_scores,
+                      assert_points_table, assignment_notebooks, assignment_points, cell_errors,
+                      expected_class_grades, feedback_pages, grade_sample_class, mutated_solution, solution_code)
 from cs_utils.course import scan_for_leaks
 
 A3 = "a3_backprop_pooling"
@@ -52,15 +51,13 @@ STUDENTS = ["solution", "untouched", "last_max_on_ties", "two_faults"]
 
 
 def expected_grades() -> dict:
-    full = assignment_points(A3)
-    lost = {
+    return expected_class_grades(A3, {
         "solution": [],
-        "untouched": list(full),
+        "untouched": list(assignment_points(A3)),
         "last_max_on_ties": ["q3_max_backward-visible", "q3_max_backward-hidden"],
         # each fault costs its own question's points, and nothing else
         "two_faults": ["q5_avg_backward-visible", "q5_avg_backward-hidden", "q6_global-visible", "q6_global-hidden"],
-    }
-    return {student: {gid: (0.0 if gid in gone else pts) for gid, pts in full.items()} for student, gone in lost.items()}
+    })
 
 
 @pytest.fixture(scope="module")
@@ -74,33 +71,16 @@ def a3_class(tmp_path_factory):
 
 
 def test_points_add_up_and_match_the_table_in_the_notebook():
-    points = assignment_points(A3)
-    assert sum(points.values()) == 100
-    questions = sorted({gid.rsplit("-", 1)[0] for gid in points}, key=lambda q: int(q[1:].split("_")[0]))
-    for q in questions:
-        assert f"{q}-visible" in points and f"{q}-hidden" in points, q
-    source = nbformat.read(assignment_notebooks(A3)[0], as_version=4)
-    for cell in source.cells:
-        gid = cell.metadata.get("nbgrader", {}).get("grade_id", "")
-        if gid.endswith("-hidden"):
-            assert "### BEGIN HIDDEN TESTS" in cell.source, gid
-    table = [int(m) for m in re.findall(r"^\| [\d.]+ \|.*\| (\d+) \|$", source.cells[0].source, re.M)]
-    assert table == [points[f"{q}-visible"] + points[f"{q}-hidden"] for q in questions]
+    assert_points_table(A3)
 
 
 def test_the_class_is_graded(a3_class):
-    assert a3_class.collected.problems == []
-    assert {s: r.error for s, r in a3_class.results.items() if not r.ok} == {}
-    assert sorted(a3_class.grades) == sorted(STUDENTS)
+    assert_class_graded(a3_class, STUDENTS)
 
 
 @pytest.mark.parametrize("student", STUDENTS)
 def test_scores_in_the_gradebook(a3_class, student):
-    expected = expected_grades()[student]
-    grades, total, max_total = a3_class.grades[student]
-    assert max_total == 100
-    assert grades == pytest.approx(expected, abs=1e-4)
-    assert total == pytest.approx(sum(expected.values()), abs=1e-4)
+    assert_gradebook_scores(a3_class, student, expected_grades()[student])
 
 
 def test_headline_scores(a3_class):
@@ -110,10 +90,7 @@ def test_headline_scores(a3_class):
 
 def test_the_student_is_told_why(a3_class):
     def errors(student, grade_id):
-        path = a3_class.workspace / "autograded" / student / A3 / assignment_notebooks(A3)[1].name
-        nb = nbformat.read(path, as_version=4)
-        cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
-        return [(o.ename, o.evalue) for o in cell.outputs if o.output_type == "error"]
+        return cell_errors(a3_class, A3, student, grade_id)
 
     (name, message), = errors("last_max_on_ties", "q3_max_backward-visible")
     assert name == "CheckFailed" and "a tie between two 5s" in message and "row-major" in message
@@ -173,12 +150,7 @@ def test_the_tie_rule_the_notebook_grades_is_torchs_and_cs_utils():
 
 def test_feedback_explains_but_shows_no_hidden_test_code(a3_class):
     pages = feedback_pages(a3_class.workspace, A3)
-    assert sorted(pages) == sorted(a3_class.grades)
-    hidden = hidden_test_lines(A3)
-    assert len(hidden) > 40
-    for student, text in pages.items():
-        assert [line for line in hidden if line in text] == [], student
-        assert "BEGIN HIDDEN TESTS" not in text and "BEGIN SOLUTION" not in text
+    assert_feedback_hides_hidden_tests(pages, A3, a3_class.grades, min_hidden=40)
     assert "not implemented yet" in pages["untouched"]
     assert "global_avg_pool_forward called torch" in pages["two_faults"]
     assert "expected 10, got 0" in pages["last_max_on_ties"] and "expected 10, got 0" not in pages["solution"]

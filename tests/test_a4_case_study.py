@@ -23,7 +23,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from conftest import COURSE_ROOT
+from conftest import COURSE_ROOT, assert_feedback_hides_hidden_tests
 from cs_utils.course import collect, fill_release, grade, release, scan_for_leaks
 
 A4 = "a4_cnn_case_study"
@@ -227,21 +227,6 @@ def test_feedback_explains_failures_without_showing_hidden_tests(a4_class):
 
     workspace = a4_class[0]
     pages = {p.parts[-3]: html.unescape(p.read_text()) for p in feedback(workspace, A4, course=COURSE_ROOT)}
-    assert sorted(pages) == sorted(expected_grades())
-    hidden, public = set(), set()
-    for cell in nbformat.read(SOURCE_NB, as_version=4).cells:
-        inside = False
-        for line in cell.source.splitlines():
-            if "BEGIN HIDDEN TESTS" in line:
-                inside = True
-            elif "END HIDDEN TESTS" in line:
-                inside = False
-            elif len(line.strip()) > 25:
-                (hidden if inside else public).add(line.strip())
-    hidden -= public
-    assert len(hidden) > 50
-    for student, page in pages.items():
-        assert [line for line in hidden if line in page] == [], student
-        assert "BEGIN HIDDEN TESTS" not in page
+    assert_feedback_hides_hidden_tests(pages, A4, expected_grades(), min_hidden=50)
     assert "cs_utils" in pages["reference_lenet"]
     assert "not implemented yet" in pages["untouched"]

@@ -164,6 +164,31 @@ def via_scipy_ndimage(x, w):
     return ndimage.correlate1d(x, w, mode="constant")[half: len(x) - half]
 
 
+def via_scipy_fft(x, w):
+    from scipy import fft
+
+    n = len(x) + len(w) - 1  # convolution theorem: the full convolution is a product of spectra
+    full = fft.irfft(fft.rfft(x, n) * fft.rfft(w[::-1], n), n)
+    return full[len(w) - 1: len(x)]
+
+
+def via_scipy_linalg_toeplitz(x, w):
+    from scipy.linalg import toeplitz
+
+    n = len(x) - len(w) + 1  # row i of the (n, N) Toeplitz matrix holds w at columns i .. i + K - 1
+    first_column = np.zeros(n)
+    first_column[0] = w[0]
+    return toeplitz(first_column, np.concatenate([w, np.zeros(len(x) - len(w))])) @ x
+
+
+def via_scipy_sparse(x, w):
+    from scipy import sparse
+
+    n = len(x) - len(w) + 1  # a banded matrix with w on its diagonals, times x
+    band = sparse.diags([np.full(n, v) for v in w], offsets=list(range(len(w))), shape=(n, len(x)))
+    return band @ x
+
+
 def via_torch(x, w):
     import torch
 
@@ -200,6 +225,9 @@ def via_a_thread(x, w):
         (via_polymul, "numpy.convolve"),
         (via_scipy_signal, "scipy.signal"),
         (via_scipy_ndimage, "scipy.ndimage"),
+        (via_scipy_fft, "scipy.fft"),
+        (via_scipy_linalg_toeplitz, "scipy.linalg"),
+        (via_scipy_sparse, "scipy.sparse"),
         (via_torch, "torch"),
         (via_cs_utils_functional, "cs_utils.functional.conv1d"),
         (via_cs_utils_shapes, "cs_utils.shapes.conv_output_size"),
@@ -216,6 +244,38 @@ def test_an_answer_that_calls_a_reference_gets_no_credit(answer, named):
     message = str(info.value)
     assert message.startswith(f"{answer.__name__} called ") and named in message
     assert "switched off while your answer is checked" in message
+
+
+@pytest.mark.parametrize("answer", [via_scipy_fft, via_scipy_linalg_toeplitz, via_scipy_sparse],
+                         ids=lambda f: f.__name__)
+def test_the_message_explains_that_all_of_scipy_counts(answer):
+    message = _message(call, answer, X, W)
+    assert "All of SciPy counts" in message and "scipy.fft" in message and "Toeplitz" in message
+    # the hint is only for SciPy: a NumPy reference gets the plain message
+    assert "All of SciPy" not in _message(call, via_np_convolve, X, W)
+
+
+def test_numpy_answers_built_like_the_scipy_ones_pass():
+    import scipy.linalg  # noqa: F401  (imported, never called: importing alone costs nothing)
+
+    def numpy_toeplitz(x, w):
+        n = len(x) - len(w) + 1
+        matrix = np.zeros((n, len(x)))
+        for i in range(n):
+            matrix[i, i:i + len(w)] = w  # the same Toeplitz matrix, built by hand
+        return matrix @ x
+
+    def numpy_fft(x, w):
+        n = len(x) + len(w) - 1
+        full = np.fft.irfft(np.fft.rfft(x, n) * np.fft.rfft(w[::-1], n), n)
+        return full[len(w) - 1: len(x)]
+
+    for answer in (numpy_toeplitz, numpy_fft):
+        check_close(answer.__name__, call(answer, X, W), EXPECTED)
+    rng = np.random.default_rng(5)
+    x, w = rng.normal(size=40), rng.normal(size=7)
+    oracle = [sum(x[i + k] * w[k] for k in range(7)) for i in range(34)]
+    check_close("numpy_toeplitz, random", call(numpy_toeplitz, x, w), oracle)
 
 
 def test_an_own_implementation_passes_with_allowed_numpy():

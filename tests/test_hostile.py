@@ -55,6 +55,31 @@ SCIPY_CONV2D = (
     "    full = scipy.signal.correlate2d(np.pad(image, pad), kernel, mode='valid')\n"
     "    return full[::stride, ::stride][:ho, :wo]\n"
 )
+# corr1d through other parts of SciPy (q2 and q3 call corr1d too): the same fate as scipy.signal
+SCIPY_FFT_CORR1D = (
+    "import scipy.fft\n\n"
+    "def corr1d(x, w):\n"
+    "    x = np.asarray(x, dtype=float)\n"
+    "    w = np.asarray(w, dtype=float)\n"
+    "    if len(w) > len(x):\n"
+    "        raise ValueError('the filter is longer than the input')\n"
+    "    n = len(x) + len(w) - 1\n"
+    "    full = scipy.fft.irfft(scipy.fft.rfft(x, n) * scipy.fft.rfft(w[::-1], n), n)\n"
+    "    return full[len(w) - 1: len(x)]\n"
+)
+SCIPY_TOEPLITZ_CORR1D = (
+    "from scipy.linalg import toeplitz\n\n"
+    "def corr1d(x, w):\n"
+    "    x = np.asarray(x, dtype=float)\n"
+    "    w = np.asarray(w, dtype=float)\n"
+    "    if len(w) > len(x):\n"
+    "        raise ValueError('the filter is longer than the input')\n"
+    "    n = len(x) - len(w) + 1\n"
+    "    first_column = np.zeros(n)\n"
+    "    first_column[0] = w[0]\n"
+    "    return toeplitz(first_column, np.concatenate([w, np.zeros(len(x) - len(w))])) @ x\n"
+)
+REFERENCE_NOTE = "no credit, the answer ran a reference implementation"
 LIMITS = ["--timeout", "10", "--budget", "240", "--memory", "2048"]
 
 
@@ -244,7 +269,11 @@ CASES = {
                        _lose(*Q1_TO_Q3), "only the grader's tests define"),
     "calls-reference": (lambda: _answer(_solution(), "q6_conv2d-answer", SCIPY_CONV2D),
                         _lose("q6_conv2d-visible", "q6_conv2d-hidden", "q7_stride_pad-visible",
-                              "q7_stride_pad-hidden", "q9_apply-visible", "q9_apply-hidden"), None),
+                              "q7_stride_pad-hidden", "q9_apply-visible", "q9_apply-hidden"), REFERENCE_NOTE),
+    "calls-scipy-fft": (lambda: _answer(_solution(), "q1_corr1d-answer", SCIPY_FFT_CORR1D), _lose(*Q1_TO_Q3),
+                        "corr1d called scipy.fft"),
+    "calls-scipy-linalg": (lambda: _answer(_solution(), "q1_corr1d-answer", SCIPY_TOEPLITZ_CORR1D),
+                           _lose(*Q1_TO_Q3), "corr1d called scipy.linalg"),
     "reads-files": (None, _lose(), None),
     "warns-on-stderr": (lambda: _answer(_solution(), "q1_corr1d-answer", A1_WARNING_ANSWERS["q1_corr1d-answer"]),
                         _lose(), None),
@@ -347,6 +376,12 @@ def test_what_the_kernel_did_shows_in_the_student_notebook(hostile):
     reference = _autograded(ws, "calls-reference")
     text = _outputs(reference.cells[_index(reference, "q6_conv2d-visible")])
     assert "ReferenceUsedError" in text and "scipy.signal" in text, text  # the guard caught it, and says so
+    for student, module in (("calls-scipy-fft", "scipy.fft"), ("calls-scipy-linalg", "scipy.linalg")):
+        nb = _autograded(ws, student)
+        for grade_id in Q1_TO_Q3:
+            if grade_id.endswith("visible"):
+                text = _outputs(nb.cells[_index(nb, grade_id)])
+                assert "ReferenceUsedError" in text and module in text and "All of SciPy counts" in text, text
 
 
 def test_feedback_says_which_tests_failed_and_why(hostile):

@@ -272,3 +272,14 @@ def test_cuda_forward_matches_cpu():
     with torch.no_grad():
         torch.testing.assert_close(gpu(x.cuda()).cpu(), cpu(x), rtol=1e-3, atol=1e-3)
     assert gpu.example_input().device.type == "cuda"
+
+
+def test_every_spec_function_of_arch_has_a_torch_builder_of_the_same_name():
+    from cs_utils import arch
+
+    assert set(arch.CASE_STUDIES) <= set(arch.SPEC_FUNCTIONS)
+    for name in arch.SPEC_FUNCTIONS:
+        assert isinstance(getattr(arch, name)(), arch.Architecture), name
+        builder = getattr(models, name)
+        assert builder.__name__ == name and name in models.__all__ and name in arch.__all__
+        assert builder.__doc__.startswith(f"Torch model of :func:`cs_utils.arch.{name}`")
