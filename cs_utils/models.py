@@ -52,7 +52,18 @@ __all__ = [
     "ConcatBlock",
     "ResidualBlock",
     "count_parameters",
-    *A.SPEC_FUNCTIONS,
+    "lenet5",
+    "alexnet",
+    "zfnet",
+    "vgg",
+    "vgg16",
+    "vgg19",
+    "googlenet",
+    "resnet",
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "alphago_policy",
     "case_study",
 ]
 
@@ -299,11 +310,21 @@ def _builder(spec_fn):
     return make
 
 
-# lenet5, alexnet, zfnet, vgg, vgg16, vgg19, googlenet, resnet, resnet18/34/50, alphago_policy:
-# one torch builder for each spec function of cs_utils.arch, under the same name
-for _name in A.SPEC_FUNCTIONS:
-    globals()[_name] = _builder(getattr(A, _name))
-del _name
+# One torch builder for each spec function of cs_utils.arch, under the same name (spelled out,
+# so that an editor's "go to definition" and a reader find them; tests/test_models.py checks
+# that the list matches arch.SPEC_FUNCTIONS).
+lenet5 = _builder(A.lenet5)
+alexnet = _builder(A.alexnet)
+zfnet = _builder(A.zfnet)
+vgg = _builder(A.vgg)
+vgg16 = _builder(A.vgg16)
+vgg19 = _builder(A.vgg19)
+googlenet = _builder(A.googlenet)
+resnet = _builder(A.resnet)
+resnet18 = _builder(A.resnet18)
+resnet34 = _builder(A.resnet34)
+resnet50 = _builder(A.resnet50)
+alphago_policy = _builder(A.alphago_policy)
 
 
 def case_study(name: str, *, device=None, dtype=None, **kwargs) -> SpecNet:
