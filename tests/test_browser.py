@@ -1032,9 +1032,6 @@ def slides_that_do_not_fit(browser, deck: Path, min_scale: float = MIN_FIGURE_SC
 # before the split). strict: the xfail turns into a failure as soon as a lecture fits, so that
 # it is taken off this list.
 NOT_YET_FITTED = {
-    "03_output_size": 8,
-    "04_building_layers": 5,
-    "05_backprop_pooling": 6,
     "06_case_studies": 18,
 }
 FIT_PARAMS = [
