@@ -1035,7 +1035,6 @@ NOT_YET_FITTED = {
     "03_output_size": 8,
     "04_building_layers": 5,
     "05_backprop_pooling": 6,
-    "06_case_studies": 18,
 }
 FIT_PARAMS = [
     pytest.param(p, id=p.stem, marks=pytest.mark.xfail(strict=True, reason=(
