@@ -1029,11 +1029,9 @@ def slides_that_do_not_fit(browser, deck: Path, min_scale: float = MIN_FIGURE_SC
 
 
 # Lectures still being split into slides that fit (slides with problems, measured by this test
-# before the split). strict: the xfail turns into a failure as soon as a lecture fits, so that
-# it is taken off this list.
-NOT_YET_FITTED = {
-    "06_case_studies": 18,
-}
+# before the split). None now: every lecture fits. strict: the xfail turns into a failure as soon
+# as a listed lecture fits, so that it is taken off this list.
+NOT_YET_FITTED: dict[str, int] = {}
 FIT_PARAMS = [
     pytest.param(p, id=p.stem, marks=pytest.mark.xfail(strict=True, reason=(
         f"{p.stem}: {NOT_YET_FITTED[p.stem]} slides scroll, shrink figures below "
