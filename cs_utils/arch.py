@@ -1237,14 +1237,19 @@ def check_claims(arch: "Architecture", summary: Summary | None = None) -> list[C
     return [ClaimCheck(c, s.value(c.quantity)) for c in arch.claims]
 
 
+def _md_text(text: str) -> str:
+    """Plain text for a markdown table cell: ``7*7*512`` must not turn into italics, nor ``|`` end the cell."""
+    return text.replace("\\", "\\\\").replace("*", "\\*").replace("_", "\\_").replace("|", "\\|")
+
+
 def claims_table(checks: Sequence[ClaimCheck]) -> str:
     """Markdown table: what the source says, what the arithmetic gives, and why they differ."""
     lines = ["| quantity | source | stated | computed | agrees | note |", "| --- | --- | ---: | ---: | --- | --- |"]
     for c in checks:
-        stated = c.claim.stated or human(c.claim.value)
+        stated = _md_text(c.claim.stated or human(c.claim.value))
         lines.append(
-            f"| {c.claim.quantity} | {c.claim.source} | {stated} | {c.computed:,.0f} ({human(c.computed)}) | "
-            f"{'yes' if c.agrees else '**no**'} | {c.claim.note} |"
+            f"| {_md_text(c.claim.quantity)} | {_md_text(c.claim.source)} | {stated} | "
+            f"{c.computed:,.0f} ({human(c.computed)}) | {'yes' if c.agrees else '**no**'} | {_md_text(c.claim.note)} |"
         )
     return "\n".join(lines) + "\n"
 

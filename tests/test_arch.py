@@ -515,3 +515,15 @@ def test_claims_table_renders():
     md = arch.vgg16().claims_table()
     assert md.startswith("| quantity | source | stated | computed | agrees | note |")
     assert "**no**" in md and "15,237,608" in md
+
+
+def test_claims_table_keeps_arithmetic_literal():
+    """Products such as 7*7*512*4096 in the notes show as written, not as italics (nbconvert's renderer)."""
+    import mistune
+
+    for name in ("vgg16", "googlenet"):
+        html = mistune.html(getattr(arch, name)().claims_table())
+        assert "<table>" in html
+        assert "<em>" not in html, name
+        assert "<strong>no</strong>" in html or "agrees" in html
+    assert "7*7*512*4096" in mistune.html(arch.vgg16().claims_table())
