@@ -49,16 +49,21 @@ def conv_backward(dout, cache):
     return np.ascontiguousarray(dx), dw, db
 
 
-def max_pool_forward(x, size, stride):
-    """out[n, c, i, j] = max of the size x size window at (i*S, j*S). x (N, C, H, W) -> (N, C, Ho, Wo)."""
+def _pool_windows(x, size, stride, reduce):
+    """out[n, c, i, j] = reduce(the size x size window at (i*S, j*S)). x (N, C, H, W) -> (N, C, Ho, Wo)."""
     N, C, Ho, Wo = pool_output_shape(x.shape, size, stride)
     out = np.zeros((N, C, Ho, Wo), dtype=x.dtype)
     for n in range(N):
         for c in range(C):
             for i in range(Ho):
                 for j in range(Wo):
-                    out[n, c, i, j] = np.max(x[n, c, i * stride : i * stride + size, j * stride : j * stride + size])
-    return out, (x.copy(), size, stride)
+                    out[n, c, i, j] = reduce(x[n, c, i * stride : i * stride + size, j * stride : j * stride + size])
+    return out
+
+
+def max_pool_forward(x, size, stride):
+    """out[n, c, i, j] = max of the size x size window at (i*S, j*S). x (N, C, H, W) -> (N, C, Ho, Wo)."""
+    return _pool_windows(x, size, stride, np.max), (x.copy(), size, stride)
 
 
 def max_pool_backward(dout, cache):
@@ -79,14 +84,7 @@ def max_pool_backward(dout, cache):
 
 def avg_pool_forward(x, size, stride):
     """out[n, c, i, j] = mean of the size x size window at (i*S, j*S)."""
-    N, C, Ho, Wo = pool_output_shape(x.shape, size, stride)
-    out = np.zeros((N, C, Ho, Wo), dtype=x.dtype)
-    for n in range(N):
-        for c in range(C):
-            for i in range(Ho):
-                for j in range(Wo):
-                    out[n, c, i, j] = np.mean(x[n, c, i * stride : i * stride + size, j * stride : j * stride + size])
-    return out, (x.shape, size, stride)
+    return _pool_windows(x, size, stride, np.mean), (x.shape, size, stride)
 
 
 def avg_pool_backward(dout, cache):
