@@ -46,6 +46,7 @@ def threads_used(request, monkeypatch):
     monkeypatch.setattr(_fast, "CHUNK_BYTES", request.param)
     monkeypatch.setattr(_fast, "POOL_PARALLEL_MIN_ELEMENTS", 0)
     monkeypatch.setattr(_fast, "POOL_CHUNK_ELEMENTS", 64)
+    monkeypatch.setattr(_fast._recycler, "min_bytes", 0)  # small arrays recycled too
     monkeypatch.setenv("CS_UTILS_NUM_THREADS", "3")  # more threads than this machine's cores
     used = []
     real_run = _fast._parallel.run
@@ -137,6 +138,84 @@ def test_threaded_cache_holds_copies(threads_used, rng):
     w[...] = -3.0
     for got, want in zip(F.conv_backward(dout, cache), expected):
         np.testing.assert_array_equal(got, want)
+
+
+# ---------------------------------------------------------------------------
+# The recycler: memory of arrays nobody holds is used again, and only that
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def recycler():
+    """A recycler of its own (1 KiB and up, at most 64 KiB kept) for a test."""
+    return _fast._Recycler(max_bytes=64 << 10, min_bytes=1 << 10)
+
+
+def _holders():
+    """Ways a caller can keep an array alive: the array, a view, a slice, a torch tensor, a memoryview."""
+    return {
+        "array": lambda a: a,
+        "reshaped view": lambda a: a.reshape(-1),
+        "slice of a view": lambda a: a[1:][::2].T,
+        "torch.from_numpy": torch.from_numpy,
+        "memoryview": memoryview,
+    }
+
+
+@pytest.mark.parametrize("holder", list(_holders()))
+def test_recycler_never_hands_out_memory_still_held(recycler, holder):
+    a = recycler.empty((4, 64), np.float64)
+    a[...] = 1.0
+    kept = _holders()[holder](a)
+    del a
+    b = recycler.empty((4, 64), np.float64)
+    b[...] = -1.0
+    assert np.all(np.asarray(kept) == 1.0), f"memory held through a {holder} was handed out again"
+
+
+def test_recycler_reuses_memory_nobody_holds(recycler):
+    a = recycler.empty((8, 32), np.float32)
+    address = a.ctypes.data
+    del a
+    b = recycler.empty((16, 16), np.float32)  # same size, another shape: the same block
+    assert b.ctypes.data == address and b.shape == (16, 16) and b.dtype == np.float32
+    assert b.flags.c_contiguous and b.flags.writeable
+    c = recycler.empty((8, 32), np.float32)  # b still held: a new block
+    assert c.ctypes.data != address
+    assert recycler.held_bytes() == 2 * 1024
+
+
+def test_recycler_stays_within_its_limits(recycler):
+    small = recycler.empty((100,), np.uint8)  # under min_bytes: a plain array, not kept
+    big = recycler.empty((70 << 10,), np.uint8)  # over max_bytes: a plain array, not kept
+    assert small.base is None and big.base is None and recycler.held_bytes() == 0
+    held = [recycler.empty((16 << 10,), np.uint8) for _ in range(4)]  # 64 KiB: the limit
+    assert recycler.held_bytes() == 64 << 10
+    extra = recycler.empty((16 << 10,), np.uint8)  # nothing free to let go: a plain array
+    assert extra.base is None and recycler.held_bytes() == 64 << 10
+    del held[:2]
+    other = recycler.empty((32 << 10,), np.uint8)  # room made by letting go of the two free blocks
+    assert other.base is not None and recycler.held_bytes() == 64 << 10
+    del other
+    assert recycler.release() == 32 << 10 and recycler.held_bytes() == 32 << 10
+
+
+def test_recycled_conv_memory_keeps_earlier_results(monkeypatch, rng):
+    """Outputs and caches of earlier calls stay intact while later calls reuse freed memory."""
+    monkeypatch.setattr(_fast._recycler, "min_bytes", 0)
+    x1, x2 = rng.standard_normal((2, 4, 3, 9, 9))
+    w = rng.standard_normal((5, 3, 3, 3))
+    b = rng.standard_normal(5)
+    out1, cache1 = F.conv_forward(x1, w, b, 1, 1, backend="cython")
+    dout = rng.standard_normal(out1.shape)
+    ref_out1, ref_grads1 = torch_grads(lambda x, w, b: TF.conv2d(x, w, b, padding=1), (x1, w, b), dout)
+    for _ in range(3):  # free memory of its own is reused by every call after the first
+        out2, cache2 = F.conv_forward(x2, w, b, 1, 1, backend="cython")
+        grads2 = F.conv_backward(dout, cache2)
+        del out2, cache2, grads2
+    np.testing.assert_allclose(out1, ref_out1, rtol=1e-10, atol=1e-10)
+    for got, want in zip(F.conv_backward(dout, cache1), ref_grads1):
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10)
 
 
 def test_float16_falls_back_to_numpy(rng):
