@@ -10,8 +10,9 @@ Screenshots are written to test-artifacts/browser/ (gitignored) for a person to 
 
 Besides the real lectures (lectures/*.ipynb), every check also runs on a small demo lecture
 that the tests write themselves (a plot, math, a slider driving a figure), and the checks are
-turned on a broken notebook (an exception, bad TeX, markdown left as text, a slider wired to
-nothing) to prove that each of them can fail.
+turned on a broken notebook (an exception, bad TeX, markdown left as text, a slider and a
+dropdown wired to nothing, a dropdown whose redraw raises, a control of a kind the widget check
+cannot use) to prove that each of them can fail.
 """
 
 from __future__ import annotations
@@ -117,6 +118,26 @@ def broken_lecture() -> nbformat.NotebookNode:
         _code("import ipywidgets as w, matplotlib.pyplot as plt, io\n"
               "fig = plt.figure(figsize=(2, 1)); buf = io.BytesIO(); fig.savefig(buf, format='png'); plt.close(fig)\n"
               "w.VBox([w.IntSlider(value=1, max=5), w.Image(value=buf.getvalue(), format='png')])  # not wired up", "-"),
+        _code("w.VBox([w.Dropdown(options=['box', 'edge'], description='kernel'),\n"
+              "        w.Image(value=buf.getvalue(), format='png')])  # not wired up either", "-"),
+        _code("pick = w.Dropdown(options=['box', 'edge'], description='filter')\n"
+              "def redraw(change):\n    raise RuntimeError(f'redraw failed for {change.new}')\n"
+              "pick.observe(redraw, names='value')\n"
+              "w.VBox([pick, w.HTML('filtered: box'), w.Image(value=buf.getvalue(), format='png')])", "-"),
+        _code("w.VBox([w.Text(description='caption'), w.HTML('a control of a kind the test cannot use')])", "-"),
+        # One control of each kind the test can use, wired up: none of these may be reported.
+        _code("controls = [w.ToggleButtons(options=['max', 'avg'], description='pool'),\n"
+              "            w.RadioButtons(options=['valid', 'same'], description='mode'),\n"
+              "            w.Checkbox(description='bias'), w.Select(options=['relu', 'tanh'], description='act'),\n"
+              "            w.ToggleButton(description='grid'), w.Dropdown(options=[3, 5, 7], value=7, description='F'),\n"
+              "            w.FloatSlider(value=1.0, max=1.0, step=0.25, description='lr')]\n"
+              "state = w.HTML()\n"
+              "def show(_=None):\n    state.value = ', '.join(f'{c.description}={c.value}' for c in controls)\n"
+              "for c in controls:\n    c.observe(show, names='value')\n"
+              "show()\nw.VBox([w.HBox(controls[:4]), w.HBox(controls[4:]), state])", "-"),
+        _code("from IPython.display import display  # a widget view whose model the browser cannot find\n"
+              "display({'application/vnd.jupyter.widget-view+json': {'model_id': 'f' * 32, 'version_major': 2,\n"
+              "         'version_minor': 0}, 'text/plain': 'a widget'}, raw=True)", "-"),
         _code("1 / 0", "-"),
         _code("y = 2", "-"),
     ])
@@ -522,7 +543,10 @@ def test_lab_opens_on_lectures_without_popups(page, lab):
 
 def test_harness_sees_errors(page, lab, course):
     """A notebook that raises, has bad TeX and commented-out markdown must be reported: otherwise
-    'no errors' below would prove nothing."""
+    'no errors' below would prove nothing. Likewise its widget demos: a slider and a dropdown wired
+    to nothing, a dropdown whose redraw raises (the traceback only reaches the log console), a
+    control of a kind the check cannot use and a widget the browser cannot draw are each reported;
+    a demo with one control of each kind the check can use, wired up, is not."""
     panel = open_notebook(page, lab, "broken_harness.ipynb")
     cells = run_all_cells(page, panel, lab, "broken_harness.ipynb")
     save_notebook(page, panel)
@@ -535,8 +559,29 @@ def test_harness_sees_errors(page, lab, course):
     assert "macro parameter character" in tex_errors[0] and "notamacro" in tex_errors[1], tex_errors
     raw = [m for c in cells if c["kind"] == "markdown" for m in _raw_math(c["markdownText"])]
     assert raw == ["$\\frac{1}{2$"], raw
-    with pytest.raises(AssertionError, match="from 1 to 2 but its figure did not change"):
-        move_every_slider(page, panel, "broken_harness.ipynb", timeout=5)
+    done, problems = exercise_every_demo(page, panel, "broken_harness.ipynb",
+                                         nbformat.read(course / "broken_harness.ipynb", as_version=4), timeout=5)
+    print("widget problems found, as they should be:\n" + "\n".join(problems))
+    where = "broken_harness.ipynb: widget demo {} (cell {}), "
+    # each named: the notebook, the demo, its cell, the control and what was done to it
+    assert len(problems) == 5, "\n".join(problems)
+    assert problems[0].startswith(where.format(0, 4) + "slider (no description): changed '1' -> '2'"), problems[0]
+    assert problems[0].endswith("but its figure did not change within 5 s (its text now: '')"), problems[0]
+    assert problems[1].startswith(where.format(1, 5) + "dropdown 'kernel': changed 'box' -> 'edge'"), problems[1]
+    assert "but its figure did not change within 5 s" in problems[1], problems[1]
+    assert problems[2].startswith(where.format(2, 6) + "dropdown 'filter': changed 'box' -> 'edge'"), problems[2]
+    assert "wrote to the log console" in problems[2] and "error: " in problems[2], problems[2]
+    assert "RuntimeError: redraw failed for edge" in problems[2], problems[2]
+    assert problems[3].startswith(where.format(3, 7) + "control 'caption': a kind of control this test cannot use"), problems[3]
+    assert "widget-text" in problems[3], problems[3]
+    assert problems[4] == ("broken_harness.ipynb: widget demo 5 (cell 9): nothing in it can be used (no control found; "
+                           "it shows 'Error displaying widget: model not found')"), problems[4]
+    # The demo that is wired up: each of its controls used once, each redrew it, none reported.
+    assert [(u["demo"], u["cell"], u["kind"], u["name"], u["before"], u["after"]) for u in done] == [
+        (4, 8, "toggle buttons", "pool", "max", "avg"), (4, 8, "radio buttons", "mode", "valid", "same"),
+        (4, 8, "checkbox", "bias", "unchecked", "checked"), (4, 8, "listbox", "act", "relu", "tanh"),
+        (4, 8, "toggle button", "grid", "not pressed", "pressed"), (4, 8, "dropdown", "F", "7", "5"),
+        (4, 8, "slider", "lr", "1.00", "0.75")], done
     leftovers = panel.evaluate(_MARKDOWN_LEFTOVERS_JS)
     assert len(leftovers) == 2 and "A heading hidden" in leftovers[0] and "list item" in leftovers[1], leftovers
 
@@ -589,8 +634,13 @@ def test_lecture_runs_in_jupyterlab(page, lab, course, rel_path):
     leftovers = panel.evaluate(_MARKDOWN_LEFTOVERS_JS)
     assert not leftovers, f"{rel_path}: markdown syntax shown as text ({len(leftovers)}): {leftovers[:8]}"
 
-    moved = move_every_slider(page, panel, rel_path)
-    print(f"{rel_path}: ran in {run_s:.1f} s, {expected_images} figures, {len(moved)} widget demos moved")
+    # Widget demos: every control of every demo used once; each use redraws the demo, raises nothing.
+    used, problems = exercise_every_demo(page, panel, rel_path, saved)
+    assert not problems, f"{rel_path}: {len(problems)} widget problem(s):\n" + "\n".join(problems)
+    print(f"{rel_path}: ran in {run_s:.1f} s, {expected_images} figures, {len({u['demo'] for u in used})} widget "
+          f"demos, {len(used)} controls used:\n  " + "\n  ".join(
+              f"demo {u['demo']} (cell {u['cell']}) {u['kind']} {u['name']!r}: {u['before']!r} -> {u['after']!r} "
+              f"({u['how']})" for u in used))
 
 
 # MathJax draws a TeX error as <mjx-merror data-mjx-error="message">, and an undefined macro
@@ -638,7 +688,11 @@ def _raw_math(text: str) -> list[str]:
     return [m for p in pats for m in re.findall(p, text, flags=re.S)]
 
 
-# One signature per widget demo: its text (without the slider's own read-out) and its images' pixels.
+# --------------------------------------------------------------------------------------------
+# Widget demos: every control of every demo is used once, as a lecturer would, and must redraw it
+
+# One signature per widget demo: its text and its images' pixels. The controls' own read-outs
+# (a slider's number, a dropdown's or a button's label) are not part of it: the demo must change.
 _WIDGET_SIGNATURE_JS = """
 async box => {
   const texts = [...box.querySelectorAll('.widget-html-content, .widget-output, .widget-label, pre')]
@@ -672,44 +726,280 @@ def _settled_signature(box, timeout: float = 30) -> dict:
     return _wait_until(settled, timeout, "a widget demo to finish drawing", interval=0.25)
 
 
-def move_every_slider(page, panel, rel_path: str, timeout: float = 60) -> list[str]:
-    """In each widget demo (an output holding a slider) press → on the first slider; the demo must change.
+# The kinds of control the test can use, by the CSS class ipywidgets 8 gives the control's view,
+# first match wins; None: a kind it cannot use. Anything else in a demo that takes input (an
+# input, select, button, text area or focusable element) is reported as a control the test
+# cannot use, so that a new kind of control in a lecture fails the test instead of being skipped.
+CONTROL_KINDS: list[tuple[str, str | None]] = [
+    ("widget-select-multiple", None),
+    ("widget-slider", "slider"),  # Int/Float/Selection sliders, range sliders
+    ("widget-dropdown", "dropdown"),
+    ("widget-select", "listbox"),  # widgets.Select: a <select> showing its options
+    ("widget-toggle-buttons", "toggle buttons"),
+    ("widget-radio", "radio buttons"),
+    ("widget-checkbox", "checkbox"),
+    ("widget-toggle-button", "toggle button"),
+]
 
-    The slider is moved with the keyboard on its handle, which is what a lecturer does with
-    a clicker or the arrow keys; the change must show in the figure (pixels) when the demo has one,
-    and in its text otherwise.
-    """
-    boxes = panel.locator(".jp-OutputArea-output:has(.widget-slider)")
-    moved = []
-    for i in range(boxes.count()):
-        box = boxes.nth(i)
-        box.scroll_into_view_if_needed()
-        slider = box.locator(".widget-slider").first
-        before_value = slider.locator(".widget-readout").inner_text()
-        before = _settled_signature(box)
-        handle = slider.locator(".noUi-handle").first
+# The widget demos of a notebook: every top-level output drawn by the widget manager (it sets no
+# data-mime-type, the renderers of other outputs do), each with its controls: the widget views
+# holding something a person can use. Demos and controls are tagged for the locators below.
+_DEMOS_JS = """
+(panel, kinds) => {
+  const cells = [...panel.querySelectorAll('.jp-Notebook .jp-Cell')];
+  const outputs = [...panel.querySelectorAll('.jp-Notebook .jp-Cell .jp-OutputArea-child > .jp-OutputArea-output')]
+    .filter(o => !o.dataset.mimeType && !o.parentElement.closest('.jp-OutputArea-output'));
+  const usable = 'input, select, button, textarea, [contenteditable="true"], [tabindex]:not([tabindex="-1"])';
+  return outputs.map((o, d) => {
+    o.dataset.cnnDemo = String(d);
+    const roots = [];
+    for (const el of o.querySelectorAll(usable)) {
+      const root = el.closest('.lm-Widget');
+      if (root !== o && !roots.includes(root)) roots.push(root);
+    }
+    const controls = roots.map((r, k) => {
+      r.dataset.cnnControl = `${d}.${k}`;
+      const hit = kinds.find(([cls]) => r.classList.contains(cls));
+      const label = [...r.querySelectorAll('.widget-label, .widget-label-basic')].map(l => l.textContent.replace(/\\u200b/g, '').trim()).find(Boolean);
+      const name = label || (r.tagName === 'BUTTON' ? r.textContent.trim() : '');
+      return {id: `${d}.${k}`, kind: hit ? hit[1] : null, classes: r.className, name: name.slice(0, 40)};
+    });
+    return {demo: d, cell: cells.indexOf(o.closest('.jp-Cell')), controls,
+            text: o.textContent.trim().slice(0, 120)};
+  });
+}
+"""
+
+_WIDGETS_LOADED_JS = """
+panel => [...panel.querySelectorAll('.jp-OutputArea-output')]
+  .every(o => o.dataset.mimeType || o.textContent.trim() !== 'Loading widget...')
+"""
+
+# What a control shows as its value, as a person reads it.
+_CONTROL_VALUE_JS = """
+(root, kind) => {
+  const select = root.querySelector('select');
+  switch (kind) {
+    case 'slider': {
+      const readout = root.querySelector('.widget-readout');
+      const handles = [...root.querySelectorAll('.noUi-handle')].map(h => h.getAttribute('aria-valuenow'));
+      return (readout && readout.textContent.trim()) || handles.join(' - ');
+    }
+    case 'dropdown': case 'listbox':
+      return select.selectedIndex < 0 ? '(nothing)' : select.options[select.selectedIndex].textContent;
+    case 'toggle buttons':
+      return [...root.querySelectorAll('button.mod-active')].map(b => b.textContent.trim()).join(', ') || '(nothing)';
+    case 'radio buttons': {
+      const on = root.querySelector('input[type=radio]:checked');
+      return on ? (on.closest('label') || on).textContent.trim() || on.value : '(nothing)';
+    }
+    case 'checkbox': return root.querySelector('input[type=checkbox]').checked ? 'checked' : 'unchecked';
+    case 'toggle button': return root.classList.contains('mod-active') ? 'pressed' : 'not pressed';
+  }
+  return '';
+}
+"""
+
+
+def _use_control(page, control, kind: str) -> str:
+    """Change ``control`` the way a lecturer would; say how."""
+    if kind == "slider":
+        handle = control.locator(".noUi-handle").first
+        at_max = handle.evaluate(
+            "h => Number(h.getAttribute('aria-valuenow')) >= Number(h.getAttribute('aria-valuemax'))")
+        key = "ArrowLeft" if at_max else "ArrowRight"
         handle.focus()
-        handle.press("ArrowRight")
-        page.wait_for_function(
-            "([el, v]) => el.querySelector('.widget-readout').textContent.trim() !== v.trim()",
-            arg=[slider.element_handle(), before_value], timeout=10_000,
-        )
-        key = "imgs" if before["imgs"] else "texts"
-        what = "figure" if key == "imgs" else "text"
+        handle.press(key)
+        return f"{'←' if at_max else '→'} pressed on its handle"
+    if kind in ("dropdown", "listbox"):
+        from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
+        select = control.locator("select")
+        n, i = select.evaluate("s => [s.options.length, s.selectedIndex]")
+        if n < 2:
+            raise ValueError(f"it has {n} option: nothing else to choose")
+        target = i - 1 if i == n - 1 else i + 1
+        if kind == "listbox":
+            select.locator("option").nth(target).click()
+            return "clicked another option"
+        # A click opens the list of options; ↓ (or ↑ from the last one) and Enter choose. (↓ on the
+        # closed <select> is not enough: JupyterLab takes it to move to the next cell.)
+        select.click()
+        page.keyboard.press("ArrowUp" if target < i else "ArrowDown")
+        page.keyboard.press("Enter")
         try:
-            # Poll from Python: the signature is computed by an async function (image decoding).
-            _wait_until(lambda: box.evaluate(_WIDGET_SIGNATURE_JS)[key] != before[key], timeout,
-                        f"the {what} of widget demo {i} to change", interval=0.25)
-        except TimeoutError as err:
-            box.screenshot(path=str(_artifact(f"{Path(rel_path).stem}.widget{i}.png")))
-            raise AssertionError(
-                f"{rel_path}: widget demo {i}: the slider moved from {before_value} to "
-                f"{slider.locator('.widget-readout').inner_text()} but its {what} did not change "
-                f"within {timeout:.0f} s (its text now: {box.evaluate(_WIDGET_SIGNATURE_JS)['texts'][:200]!r})") from err
+            page.wait_for_function("([s, i]) => s.selectedIndex !== i", arg=[select.element_handle(), i], timeout=5_000)
+            return f"clicked, {'↑' if target < i else '↓'} and Enter"
+        except PlaywrightTimeoutError:  # the list of options was slow to open and missed the keys: choose directly
+            page.keyboard.press("Escape")
+            select.select_option(index=target)
+            return "chosen with select_option (the opened list missed the keys)"
+    if kind == "toggle buttons":
+        control.locator("button:not(.mod-active)").first.click()
+        return "clicked another button"
+    if kind == "radio buttons":
+        control.locator("input[type=radio]:not(:checked)").first.click()
+        return "clicked another option"
+    if kind == "checkbox":
+        control.locator("input[type=checkbox]").click()
+        return "clicked"
+    if kind == "toggle button":
+        control.click()
+        return "clicked"
+    raise ValueError(f"no way to use a control of kind {kind!r}")
+
+
+def open_log_console(page, rel_path: str):
+    """View > Show Log Console: where JupyterLab shows what widget callbacks print or raise.
+
+    A callback runs on a comm message, not in a cell, so its output and its traceback never show
+    in the notebook: JupyterLab logs them for the notebook, and only this console shows them.
+    """
+    page.get_by_role("menuitem", name="View", exact=True).click()
+    page.get_by_role("menuitem", name="Show Log Console", exact=True).click()
+    # The console shows the log of the notebook that was current: this one's (read by _LOG_JS).
+    page.locator(f'.jp-LogConsolePanel .jp-OutputArea[id="source:{rel_path}"]').wait_for(state="attached", timeout=10_000)
+
+
+# The notebook's log entries as the console shows them: level and text.
+_LOG_JS = """
+source => {
+  const area = [...document.querySelectorAll('.jp-LogConsolePanel .jp-OutputArea')].find(a => a.id === 'source:' + source);
+  if (!area) return [];
+  return [...area.querySelectorAll(':scope > .jp-OutputArea-child')].map(c => ({
+    level: (c.querySelector('[data-log-level]') || {dataset: {}}).dataset.logLevel || '?',
+    text: (c.querySelector('.jp-OutputArea-output') || c).textContent,
+  }));
+}
+"""
+
+
+def _new_log_output(before: list[dict], after: list[dict]) -> list[str]:
+    """What the log gained: new entries, and the text added to the last one (streams are merged)."""
+    new = []
+    for k, entry in enumerate(after):
+        old = before[k]["text"] if k < len(before) else ""
+        if entry["text"] != old:
+            text = entry["text"][len(old):] if entry["text"].startswith(old) else entry["text"]
+            lines = [ln for ln in text.strip().splitlines() if ln.strip()]
+            new.append(f"{entry['level']}: {' / '.join(lines[-3:])[-400:]}")
+    return new
+
+
+def _saved_widget_outputs(nb) -> dict[int, int]:
+    """Cell index -> how many widgets the kernel displayed there, as the saved notebook records."""
+    counts = {}
+    for i, cell in enumerate(nb.cells):
+        n = sum("application/vnd.jupyter.widget-view+json" in out.get("data", {}) for out in cell.get("outputs", []))
+        if n:
+            counts[i] = n
+    return counts
+
+
+def exercise_every_demo(page, panel, rel_path: str, saved_nb, timeout: float = 60) -> tuple[list[dict], list[str]]:
+    """Use every control of every widget demo once; each use must change the demo and log no output.
+
+    A slider gets → on its handle (← at its maximum), a dropdown a click, ↓ and Enter, buttons and
+    options a click: what a lecturer does with the keyboard or the mouse. After each, the demo's
+    figure (its pixels) must change when it has one, its text otherwise, and nothing may reach
+    JupyterLab's log console (a callback's traceback or print goes there, out of the audience's
+    sight) or the browser's console. Demos are counted against the widgets the saved notebook
+    records; a demo with no control, or with a control of a kind the test cannot use, is a
+    problem too: every demo is exercised or the test says which was not.
+
+    Returns (the controls used with success: demo, cell, kind, name, before, after, how; the
+    problems, each a line naming the notebook, the demo, its cell and the control).
+    """
+    from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
+
+    done: list[dict] = []
+    problems: list[str] = []
+    try:  # the widget manager draws each widget output after "Loading widget..."
+        page.wait_for_function(_WIDGETS_LOADED_JS, arg=panel.element_handle(), timeout=30_000)
+    except PlaywrightTimeoutError:
+        pass  # the demos still loading are reported below, as having nothing to use
+    demos = panel.evaluate(_DEMOS_JS, CONTROL_KINDS)
+    expected = _saved_widget_outputs(saved_nb)
+    shown: dict[int, int] = {}
+    for d in demos:
+        shown[d["cell"]] = shown.get(d["cell"], 0) + 1
+    for cell in sorted(set(expected) | set(shown)):
+        if expected.get(cell, 0) != shown.get(cell, 0):
+            problems.append(f"{rel_path}: cell {cell}: the kernel displayed {expected.get(cell, 0)} widget(s), "
+                            f"the browser draws {shown.get(cell, 0)} widget output(s)")
+    if not demos:
+        return done, problems
+
+    open_log_console(page, rel_path)
+    early = [e for e in page.evaluate(_LOG_JS, rel_path) if e["level"] == "error"]
+    if early:
+        problems.append(f"{rel_path}: errors in the log console before any control was used: "
+                        f"{_new_log_output([], early)}")
+    page_errors = getattr(page, "log", None)
+    for demo in demos:
+        where = f"{rel_path}: widget demo {demo['demo']} (cell {demo['cell']})"
+        box = panel.locator(f'[data-cnn-demo="{demo["demo"]}"]')
+        if not demo["controls"]:
+            problems.append(f"{where}: nothing in it can be used (no control found; it shows {demo['text']!r})")
+        for control in demo["controls"]:
+            what = f"{where}, {control['kind'] or 'control'} " + (repr(control["name"]) if control["name"] else "(no description)")
+            if control["kind"] is None:
+                problems.append(f"{what}: a kind of control this test cannot use ({control['classes']}): "
+                                "teach CONTROL_KINDS and _use_control to use it")
+                continue
+            problem, used = _exercise_control(page, box, control, what, rel_path, timeout, page_errors)
+            if problem:
+                problems.append(problem)
+            else:
+                done.append({"demo": demo["demo"], "cell": demo["cell"], "kind": control["kind"],
+                             "name": control["name"], **used})
+    return done, problems
+
+
+def _exercise_control(page, box, control: dict, what: str, rel_path: str, timeout: float,
+                      page_errors) -> tuple[str | None, dict]:
+    """Use one control: (the problem, naming ``what``, or None; before, after and how)."""
+    kind = control["kind"]
+    ctl = box.locator(f'[data-cnn-control="{control["id"]}"]')
+    shot = _artifact(f"{Path(rel_path).stem}.widget{control['id'].replace('.', '-')}.png")
+    box.scroll_into_view_if_needed()
+    before = _settled_signature(box)
+    log_before = page.evaluate(_LOG_JS, rel_path)
+    errors_before = len(page_errors.errors) if page_errors else 0
+    value_before = ctl.evaluate(_CONTROL_VALUE_JS, kind)
+    try:
+        how = _use_control(page, ctl, kind)
+    except ValueError as err:
+        return f"{what}: cannot be changed: {err}", {}
+    try:
+        _wait_until(lambda: ctl.evaluate(_CONTROL_VALUE_JS, kind) != value_before, 10, "the control to change")
+    except TimeoutError:
+        return f"{what}: {how}, but the control still shows {value_before!r}", {}
+    value_after = ctl.evaluate(_CONTROL_VALUE_JS, kind)
+    used = {"before": value_before, "after": value_after, "how": how}
+    changed = f"{value_before!r} -> {value_after!r} ({how})"
+    key, figure = ("imgs", "figure") if before["imgs"] else ("texts", "text")
+    new_log: list[str] = []
+
+    def redrawn_or_logged():
+        new_log[:] = _new_log_output(log_before, page.evaluate(_LOG_JS, rel_path))
+        return bool(new_log) or box.evaluate(_WIDGET_SIGNATURE_JS)[key] != before[key]
+
+    try:
+        _wait_until(redrawn_or_logged, timeout, f"the {figure} of {what} to change", interval=0.25)
+    except TimeoutError:
+        box.screenshot(path=str(shot))
+        return (f"{what}: changed {changed} but its {figure} did not change within {timeout:.0f} s "
+                f"(its text now: {box.evaluate(_WIDGET_SIGNATURE_JS)['texts'][:200]!r})"), used
+    if not new_log:
         _settled_signature(box)
-        box.screenshot(path=str(_artifact(f"{Path(rel_path).stem}.widget{i}.png")))
-        moved.append(f"{before_value} -> {slider.locator('.widget-readout').inner_text()}")
-    return moved
+        new_log = _new_log_output(log_before, page.evaluate(_LOG_JS, rel_path))
+    box.screenshot(path=str(shot))
+    if new_log:
+        return f"{what}: changed {changed}; the kernel wrote to the log console, where no one sees it: {new_log}", used
+    if page_errors and len(page_errors.errors) > errors_before:
+        return f"{what}: changed {changed}; errors in the browser console: {page_errors.errors[errors_before:]}", used
+    return None, used
 
 
 # --------------------------------------------------------------------------------------------
