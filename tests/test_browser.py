@@ -786,7 +786,7 @@ _CONTROL_VALUE_JS = """
       return (readout && readout.textContent.trim()) || handles.join(' - ');
     }
     case 'dropdown': case 'listbox':
-      return select.selectedIndex < 0 ? '(nothing)' : select.options[select.selectedIndex].textContent;
+      return select.selectedIndex < 0 ? '(nothing)' : select.options[select.selectedIndex].textContent.replace(/\\u00a0/g, ' ');
     case 'toggle buttons':
       return [...root.querySelectorAll('button.mod-active')].map(b => b.textContent.trim()).join(', ') || '(nothing)';
     case 'radio buttons': {
