@@ -2,8 +2,8 @@
 
 Execution uses nbclient with the kernel of this environment; a cell that raises fails the
 test, and so does anything printed to stderr (a warning or a traceback shows in red on a
-slide). The execution time of each lecture is recorded (``record_property``) and printed with ``-s``; it is not asserted
-(speed is measured, not tested).
+slide). The execution time of each lecture is recorded (``record_property``) and printed
+with ``-s``; it is not asserted (speed is measured, not tested).
 """
 
 import time
