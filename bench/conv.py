@@ -14,8 +14,13 @@ the inputs and the imported libraries already take. The load average is
 printed: on a machine shared with other jobs, compare only ratios measured in
 the same run, and run it again when the load was high.
 
+On a machine with a CUDA GPU a "cuda" column is added: the "torch" backend with
+the tensors on the GPU (timed with torch.cuda.synchronize, its peak memory from
+torch.cuda.max_memory_allocated). Without one the column is left out, and said so.
+
 The last lines compare the figures with the targets of the performance issue
-and print PASS or FAIL for each; a JSON file keeps every figure.
+and print PASS or FAIL for each; a JSON file keeps every figure (the
+building-layers lecture plots it with cs_utils.viz.plot_benchmark).
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ POOL_CASES = {
     "P2": dict(x=(64, 64, 32, 32), size=2, stride=2),
     "P3": dict(x=(64, 64, 33, 33), size=3, stride=2),
 }
-BACKENDS = ["naive", "numpy", "cython", "torch"]
+BACKENDS = ["naive", "numpy", "cython", "torch", "cuda"]  # cuda: the torch backend on a GPU, where there is one
 DTYPES = ["float32", "float64"]
 
 # (label, how to compute the measured value from the results, comparison, target)
@@ -101,6 +106,25 @@ def _call_peak_mib(fn) -> float:
         return max(_peak_mib() - before, 0.0)
 
 
+def _synced(fn, sync):
+    def call():
+        fn()
+        sync()
+
+    return call
+
+
+def _cuda_call_peak_mib(fn) -> float:
+    """GPU memory that one call of ``fn`` needs at its peak, above what was allocated before."""
+    import torch
+
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    before = torch.cuda.memory_allocated()
+    fn()
+    return (torch.cuda.max_memory_allocated() - before) / 2**20
+
+
 def _times_ms(fn, repeats: int) -> tuple[float, float]:
     """(median, best) of ``repeats`` timed calls after one warm-up call."""
     fn()  # warm-up (allocator, thread pools, lazy imports)
@@ -155,11 +179,16 @@ def run_worker(job: dict) -> dict:
     else:
         out_shape = pool_output_shape(arrays[0].shape, case["size"], case["stride"])
     arrays.append(np.ones(out_shape, dtype=arrays[0].dtype))  # the upstream gradient
-    if backend == "torch":
+    sync = None
+    if backend in ("torch", "cuda"):
         import torch
 
         torch.set_grad_enabled(False)
         arrays = [torch.from_numpy(a) for a in arrays]
+        if backend == "cuda":
+            arrays = [a.cuda() for a in arrays]
+            sync = torch.cuda.synchronize
+        backend = "torch"
 
     if job["op"] == "conv":
         x, w, b, dout = arrays
@@ -183,8 +212,13 @@ def run_worker(job: dict) -> dict:
             _, c = F.max_pool_forward(x, **kw)
             F.max_pool_backward(dout, c)
 
+    if sync is not None:  # a GPU runs asynchronously: a call is done when the device is
+        fwd, fwdbwd = _synced(fwd, sync), _synced(fwdbwd, sync)
     result = {"estimated": scale != 1}
-    result["fwdbwd_peak_mib"] = _call_peak_mib(fwdbwd) if scale == 1 else None
+    if job["backend"] == "cuda":
+        result["fwdbwd_peak_mib"] = _cuda_call_peak_mib(fwdbwd)
+    else:
+        result["fwdbwd_peak_mib"] = _call_peak_mib(fwdbwd) if scale == 1 else None
     median, best = _times_ms(fwdbwd, job["repeats"])
     result["fwdbwd_ms"], result["fwdbwd_best_ms"] = median * scale, best * scale
     median, best = _times_ms(fwd, job["repeats"])
@@ -195,6 +229,13 @@ def run_worker(job: dict) -> dict:
 # --------------------------------------------------------------------------
 # Driver side
 # --------------------------------------------------------------------------
+
+
+def _cuda_available() -> bool:
+    """Asked in a subprocess, so that this process never starts torch's threads or CUDA."""
+    probe = "import torch; print(torch.cuda.is_available())"
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    return proc.returncode == 0 and proc.stdout.strip() == "True"
 
 
 def measure(job: dict) -> dict:
@@ -275,6 +316,9 @@ def main(argv=None) -> int:
     if not HAVE_CYTHON and "cython" in backends:
         print("note: the Cython extension is not built; its column is skipped (run `make setup`)")
         backends.remove("cython")
+    if "cuda" in backends and not _cuda_available():
+        print("note: no CUDA GPU on this machine; the cuda column is left out")
+        backends.remove("cuda")
 
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"Python {platform.python_version()}, NumPy {np.__version__}")
@@ -329,7 +373,10 @@ def main(argv=None) -> int:
                 if r and "error" not in r:
                     g = conv_flops(case) / (r["fwd_ms"] * 1e-3) / 1e9
                     gb = conv_flops(case) / (r["fwd_best_ms"] * 1e-3) / 1e9
-                    cells.append(f"{b} {g:.1f} ({100 * g / gemm[dtype]:.0f}%) [{gb:.1f} ({100 * gb / gemm[dtype]:.0f}%)]")
+                    if b == "cuda":  # the CPU's GEMM peak says nothing about a GPU
+                        cells.append(f"cuda {g:.1f} [{gb:.1f}] on the GPU")
+                    else:
+                        cells.append(f"{b} {g:.1f} ({100 * g / gemm[dtype]:.0f}%) [{gb:.1f} ({100 * gb / gemm[dtype]:.0f}%)]")
             print(f"  {case_name} {dtype}: " + ", ".join(cells))
     print()
     print("peak memory of conv fwd+bwd (MiB above the inputs, first call, one process each):")
@@ -340,7 +387,7 @@ def main(argv=None) -> int:
         for b in backends:
             r = results.get(f"conv/{case_name}/{b}/float32")
             if r and r.get("fwdbwd_peak_mib") is not None:
-                cells.append(f"{b} {r['fwdbwd_peak_mib']:.0f}")
+                cells.append(f"{b} {r['fwdbwd_peak_mib']:.0f}" + (" (GPU memory)" if b == "cuda" else ""))
         print(f"  {case_name} float32: " + ", ".join(cells))
     print()
 
@@ -358,6 +405,9 @@ def main(argv=None) -> int:
                     "python": platform.python_version(), "numpy": np.__version__},
         "gemm_gflops": gemm,
         "gemm_gflops_median": {dt: r["gflops"] for dt, r in gemm_runs.items()},
+        "date": time.strftime("%Y-%m-%d"),
+        "cases": {name: case for name, case in {**CONV_CASES, **POOL_CASES}.items() if name in cases},
+        "backends": backends,
         "load_average_end": os.getloadavg(),
         "results": results,
         "targets": [dict(label=l, value=v, cmp=c, target=t, ok=o, value_best=vb) for l, v, c, t, o, vb in targets],

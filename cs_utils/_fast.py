@@ -223,7 +223,7 @@ class _Recycler:
     such a block, and so is every view of that array: a block is free again when
     no Python object refers to it but the recycler (its reference count says so),
     and only then is its memory handed out again. At most ``max_bytes`` are kept;
-    the blocks free the longest are let go first to make room, and an array that
+    free blocks handed out longest ago are let go first to make room, and an array that
     does not fit comes from np.empty as usual.
     """
 

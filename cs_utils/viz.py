@@ -20,6 +20,8 @@ high-DPI (or SVG) inline figures that stay readable on a projector.
 from __future__ import annotations
 
 import functools
+import json
+from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -52,6 +54,8 @@ __all__ = [
     "im2col_figure",
     "pool_backward_figure",
     "plot_timings",
+    "benchmark_figures",
+    "plot_benchmark",
     "plot_history",
     "plot_layer_profile",
     "html_table",
@@ -860,6 +864,127 @@ def plot_timings(times: Mapping[str, float], ax=None, title: str | None = None, 
     if title:
         ax.set_title(title)
     return ax
+
+
+# The figures of one `make bench` run on the course's build machine, shipped with the package.
+BENCHMARK_REFERENCE = Path(__file__).with_name("benchmark_reference.json")
+_BENCH_KEYS = ("results", "gemm_gflops", "cases")  # what plot_benchmark needs
+_BENCH_BACKENDS = ("naive", "numpy", "cython", "torch", "cuda")
+_BENCH_COLORS = {"naive": "0.6", "numpy": INPUT_COLOR, "cython": OUTPUT_COLOR, "torch": KERNEL_COLOR,
+                 "cuda": HILITE_COLOR}
+
+
+def benchmark_figures(*paths: str | Path) -> dict:
+    """The figures of a benchmark run (the JSON file bench/conv.py writes).
+
+    The first of ``paths`` that exists is read (say "../bench/results.json", written by
+    `make bench` on this machine); when none does, the figures recorded on the course's
+    build machine. The result's "source" is the file read and "about" a line saying
+    where the figures come from (and which file was passed over, and why).
+    """
+    passed_over = []
+    for path in [*map(Path, paths), BENCHMARK_REFERENCE]:
+        if not path.exists():
+            continue
+        figures = json.loads(path.read_text())
+        missing = [key for key in _BENCH_KEYS if key not in figures]
+        if missing:  # a file from an older bench/conv.py
+            passed_over.append(f"{path} has no {', '.join(map(repr, missing))}: run `make bench` again")
+            continue
+        figures["source"] = str(path)
+        where = figures.get("recorded") or f"`make bench` on this machine ({path})"
+        figures["about"] = f"{where}, {figures.get('date', 'undated')}" + "".join(f"; {p}" for p in passed_over)
+        return figures
+    raise FileNotFoundError(f"no benchmark figures: none of {[str(p) for p in paths]} could be used "
+                            f"{passed_over}, and the reference {BENCHMARK_REFERENCE} is missing from this "
+                            f"install of cs_utils")
+
+
+def _bench_bars(ax, figures: Mapping, op: str, cases: Sequence[str], dtype: str, value: Callable[[str, dict], float | None]):
+    """Grouped bars: one group per case, one bar per backend that has a figure there."""
+    results = figures["results"]
+    backends = [b for b in _BENCH_BACKENDS if any(f"{op}/{c}/{b}/{dtype}" in results for c in cases)]
+    width = 0.8 / max(1, len(backends))
+    drawn = []
+    for k, backend in enumerate(backends):
+        for i, case in enumerate(cases):
+            r = results.get(f"{op}/{case}/{backend}/{dtype}")
+            v = None if r is None or "error" in r else value(case, r)
+            if v is None:
+                continue
+            ax.bar(i + (k - (len(backends) - 1) / 2) * width, v, width, color=_BENCH_COLORS[backend],
+                   hatch="//" if r.get("estimated") else None, edgecolor="white",
+                   label=backend if backend not in drawn else None)
+            drawn.append(backend)
+    ax.set_xticks(range(len(cases)))
+    ax.set_xticklabels([_bench_case_label(c, figures["cases"][c]) for c in cases], fontsize=11)
+    return drawn
+
+
+def _bench_case_label(name: str, case: Mapping) -> str:
+    """'B: 64x64x32x32 * 64x3x3' style: the batch, the image and the filters (or the window) of a case."""
+    n, c, h, w = case["x"]
+    if "w" in case:
+        f, _, hh, ww = case["w"]
+        return f"{name}: {n} x {c}x{h}x{w}\n{f} filters {hh}x{ww}, s{case['stride']}"
+    return f"{name}: {n} x {c}x{h}x{w}\n{case['size']}x{case['size']} window, s{case['stride']}"
+
+
+def plot_benchmark(figures: Mapping, dtype: str = "float32"):
+    """Three panels from a benchmark run (``benchmark_figures``), one bar per backend and case.
+
+    Left: convolution forward+backward time (ms, log scale). Middle: the convolution's
+    forward speed as a share of the machine's NumPy matrix-product peak (CPU backends).
+    Right: max pooling forward+backward time (ms, log scale). Hatched bars (the naive
+    loops) were timed on one image and scaled by the batch size. The case shapes are
+    in ``figures["cases"]``.
+    """
+    for key in _BENCH_KEYS:
+        if key not in figures:
+            raise ValueError(f"figures: expected the JSON of bench/conv.py with a {key!r} entry; "
+                             f"got one with {sorted(figures)}")
+    if dtype not in figures["gemm_gflops"]:
+        raise ValueError(f"dtype: expected one of {sorted(figures['gemm_gflops'])}; got {dtype!r}")
+    cases = figures["cases"]
+    conv_cases = [c for c in cases if "w" in cases[c]]
+    pool_cases = [c for c in cases if "size" in cases[c]]
+    peak = figures["gemm_gflops"][dtype]
+    fig, (ax_conv, ax_peak, ax_pool) = _plt().subplots(1, 3, figsize=(13, 4.6),
+                                                      gridspec_kw={"width_ratios": [3, 3, 2]})
+
+    def flops(case):
+        c = cases[case]
+        n, ch, h, w = c["x"]
+        f, _, hh, ww = c["w"]
+        ho, wo = (h + 2 * c["pad"] - hh) // c["stride"] + 1, (w + 2 * c["pad"] - ww) // c["stride"] + 1
+        return 2.0 * n * f * ho * wo * ch * hh * ww
+
+    _bench_bars(ax_conv, figures, "conv", conv_cases, dtype, lambda case, r: r["fwdbwd_ms"])
+    ax_conv.set_yscale("log")
+    ax_conv.set_ylabel("ms per call (log)")
+    ax_conv.set_title("conv forward+backward")
+    _bench_bars(ax_peak, figures, "conv", conv_cases, dtype,
+                lambda case, r: None if r is figures["results"].get(f"conv/{case}/cuda/{dtype}")
+                else 100 * flops(case) / (r["fwd_ms"] * 1e-3) / 1e9 / peak)
+    ax_peak.axhline(100, color="0.3", linestyle="--", linewidth=1.5)
+    ax_peak.text(-0.45, 102, f"NumPy matrix product: {peak:.0f} GFLOP/s", fontsize=11, va="bottom")
+    ax_peak.set_ylim(0, 118)
+    ax_peak.set_ylabel("% of the matrix-product peak")
+    ax_peak.set_title("conv forward, CPU")
+    drawn = _bench_bars(ax_pool, figures, "pool", pool_cases, dtype, lambda case, r: r["fwdbwd_ms"])
+    ax_pool.set_yscale("log")
+    ax_pool.set_title("max pool forward+backward")
+    if not drawn:
+        ax_pool.set_axis_off()
+    handles = {}
+    for ax in (ax_conv, ax_peak, ax_pool):
+        for h, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, h)
+    fig.legend(handles.values(), handles.keys(), loc="outside lower center", ncol=len(handles), frameon=False)
+    machine = figures.get("machine", {})
+    fig.suptitle(f"{dtype}, {machine.get('cpu', '?')} with {machine.get('cores', '?')} cores"
+                 + (f", {figures['date']}" if "date" in figures else ""), fontsize=15)
+    return fig
 
 
 def plot_history(history: Mapping[str, Sequence[float]], title: str | None = None, xlabel: str = "epoch",

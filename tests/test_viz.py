@@ -220,3 +220,83 @@ def test_widget_plain_text_fallback_explains_itself():
     bundle = w._repr_mimebundle_()
     assert "interactive demo" in bundle["text/plain"]
     assert "application/vnd.jupyter.widget-view+json" in bundle
+
+
+# ----------------------------------------------------------------------------- benchmark figures
+
+
+def _bench_module():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "conv.py"
+    spec = importlib.util.spec_from_file_location("bench_conv", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _bar_heights(ax):
+    return sorted(round(p.get_height(), 6) for p in ax.patches)
+
+
+def test_plot_benchmark_draws_the_recorded_figures():
+    figures = viz.benchmark_figures()  # the reference shipped with cs_utils
+    assert figures["source"].endswith("benchmark_reference.json")
+    bench = _bench_module()  # the benchmark's own FLOP count is the oracle for the share of peak
+    results, peak = figures["results"], figures["gemm_gflops"]["float32"]
+    fig = viz.plot_benchmark(figures)
+    ax_conv, ax_peak, ax_pool = fig.axes[:3]
+    conv = [k for k in results if k.startswith("conv/") and k.endswith("/float32")]
+    assert _bar_heights(ax_conv) == sorted(round(results[k]["fwdbwd_ms"], 6) for k in conv)
+    shares = [100 * bench.conv_flops(bench.CONV_CASES[k.split("/")[1]]) / (results[k]["fwd_ms"] * 1e-3) / 1e9 / peak
+              for k in conv]
+    assert sorted(p.get_height() for p in ax_peak.patches) == pytest.approx(sorted(shares))
+    pool = [k for k in results if k.startswith("pool/") and k.endswith("/float32")]
+    assert _bar_heights(ax_pool) == sorted(round(results[k]["fwdbwd_ms"], 6) for k in pool)
+    hatched = [p for p in ax_conv.patches if p.get_hatch()]
+    assert len(hatched) == sum(bool(results[k]["estimated"]) for k in conv) > 0  # the naive loops
+    assert "B: 64 x 64x32x32" in " ".join(t.get_text() for t in ax_conv.get_xticklabels())
+    assert f"{peak:.0f} GFLOP/s" in " ".join(t.get_text() for t in ax_peak.texts)
+
+
+def test_plot_benchmark_shows_a_gpu_column_but_not_its_share_of_the_cpu_peak():
+    figures = viz.benchmark_figures()
+    cuda = {"estimated": False, "fwd_ms": 0.5, "fwd_best_ms": 0.4, "fwdbwd_ms": 1.5, "fwdbwd_best_ms": 1.4,
+            "fwdbwd_peak_mib": 30.0}
+    figures["results"]["conv/B/cuda/float32"] = dict(cuda)
+    figures["results"]["pool/P2/cuda/float32"] = dict(cuda)
+    figures["results"]["conv/A/cython/float32"] = {"error": "RuntimeError: out of memory"}
+    without = viz.benchmark_figures()
+    fig = viz.plot_benchmark(figures)
+    before = viz.plot_benchmark(without)
+    n_conv = len(before.axes[0].patches)
+    assert len(fig.axes[0].patches) == n_conv  # one cuda bar in, one failed measurement out
+    assert 1.5 in _bar_heights(fig.axes[0]) and 1.5 in _bar_heights(fig.axes[2])
+    assert len(fig.axes[1].patches) == len(before.axes[1].patches) - 1  # no cuda share; cython A failed
+    assert "cuda" in [t.get_text() for t in fig.legends[0].get_texts()]
+
+
+def test_benchmark_figures_reads_the_first_file_that_exists(tmp_path):
+    mine = tmp_path / "results.json"
+    mine.write_text('{"results": {}, "gemm_gflops": {"float32": 1.0}, "cases": {}}')
+    old = tmp_path / "old.json"
+    old.write_text('{"results": {}, "gemm_gflops": {"float32": 1.0}}')  # before the bench recorded its cases
+    figures = viz.benchmark_figures(tmp_path / "missing.json", old, mine)
+    assert figures["source"] == str(mine) and figures["results"] == {}
+    assert f"{old} has no 'cases'" in figures["about"] and "make bench" in figures["about"]
+    assert viz.benchmark_figures(old)["source"] == str(viz.BENCHMARK_REFERENCE)
+    with pytest.raises(ValueError, match="float16"):
+        viz.plot_benchmark(figures, dtype="float16")
+    with pytest.raises(ValueError, match="'cases'"):
+        viz.plot_benchmark({"results": {}, "gemm_gflops": {}})
+
+
+def test_benchmark_reference_ships_with_the_package():
+    import tomllib
+    from pathlib import Path
+
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    patterns = pyproject["tool"]["setuptools"]["package-data"]["cs_utils"]
+    assert any(viz.BENCHMARK_REFERENCE.match(p) for p in patterns), patterns
+    assert viz.BENCHMARK_REFERENCE.parent.name == "cs_utils"
