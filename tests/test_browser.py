@@ -638,8 +638,8 @@ def test_lecture_runs_in_jupyterlab(page, lab, course, rel_path):
     used, problems = exercise_every_demo(page, panel, rel_path, saved)
     assert not problems, f"{rel_path}: {len(problems)} widget problem(s):\n" + "\n".join(problems)
     print(f"{rel_path}: ran in {run_s:.1f} s, {expected_images} figures, {len({u['demo'] for u in used})} widget "
-          f"demos, {len(used)} controls used:\n  " + "\n  ".join(
-              f"demo {u['demo']} (cell {u['cell']}) {u['kind']} {u['name']!r}: {u['before']!r} -> {u['after']!r} "
+          f"demos, {len(used)} controls used" + "".join(
+              f"\n  demo {u['demo']} (cell {u['cell']}) {u['kind']} {u['name']!r}: {u['before']!r} -> {u['after']!r} "
               f"({u['how']})" for u in used))
 
 
