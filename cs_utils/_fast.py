@@ -228,13 +228,17 @@ class _Recycler:
     """
 
     def __init__(self, max_bytes: int, min_bytes: int) -> None:
+        if not hasattr(sys, "getrefcount"):  # a Python without reference counts (PyPy): never reuse
+            max_bytes = 0
         self.max_bytes = max_bytes
         self.min_bytes = min_bytes
         self._blocks: list[np.ndarray] = []  # 1-D uint8, least recently handed out first
         self._lock = threading.Lock()
-        self._blocks.append(np.empty(0, dtype=np.uint8))
-        self._free_refcount = self._refcount(0)  # what a block only the recycler holds shows
-        self._blocks.clear()
+        self._free_refcount = 0
+        if max_bytes > 0:
+            self._blocks.append(np.empty(0, dtype=np.uint8))
+            self._free_refcount = self._refcount(0)  # what a block only the recycler holds shows
+            self._blocks.clear()
 
     def _refcount(self, i: int) -> int:
         return sys.getrefcount(self._blocks[i])

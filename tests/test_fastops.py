@@ -200,6 +200,13 @@ def test_recycler_stays_within_its_limits(recycler):
     assert recycler.release() == 32 << 10 and recycler.held_bytes() == 32 << 10
 
 
+def test_recycler_without_reference_counts_never_reuses(monkeypatch):
+    monkeypatch.delattr(sys, "getrefcount")  # as on PyPy
+    recycler = _fast._Recycler(max_bytes=64 << 10, min_bytes=1 << 10)
+    a = recycler.empty((4, 64), np.float64)
+    assert a.base is None and recycler.held_bytes() == 0
+
+
 def test_recycled_conv_memory_keeps_earlier_results(monkeypatch, rng):
     """Outputs and caches of earlier calls stay intact while later calls reuse freed memory."""
     monkeypatch.setattr(_fast._recycler, "min_bytes", 0)
