@@ -106,10 +106,13 @@ def _call_peak_mib(fn) -> float:
         return max(_peak_mib() - before, 0.0)
 
 
-def _synced(fn, sync):
+def _synced(fn):
+    """``fn`` followed by waiting for the GPU to finish it."""
+    import torch
+
     def call():
         fn()
-        sync()
+        torch.cuda.synchronize()
 
     return call
 
@@ -179,15 +182,14 @@ def run_worker(job: dict) -> dict:
     else:
         out_shape = pool_output_shape(arrays[0].shape, case["size"], case["stride"])
     arrays.append(np.ones(out_shape, dtype=arrays[0].dtype))  # the upstream gradient
-    sync = None
+    on_gpu = backend == "cuda"  # the torch backend, with the tensors on the GPU
     if backend in ("torch", "cuda"):
         import torch
 
         torch.set_grad_enabled(False)
         arrays = [torch.from_numpy(a) for a in arrays]
-        if backend == "cuda":
+        if on_gpu:
             arrays = [a.cuda() for a in arrays]
-            sync = torch.cuda.synchronize
         backend = "torch"
 
     if job["op"] == "conv":
@@ -212,10 +214,9 @@ def run_worker(job: dict) -> dict:
             _, c = F.max_pool_forward(x, **kw)
             F.max_pool_backward(dout, c)
 
-    if sync is not None:  # a GPU runs asynchronously: a call is done when the device is
-        fwd, fwdbwd = _synced(fwd, sync), _synced(fwdbwd, sync)
     result = {"estimated": scale != 1}
-    if job["backend"] == "cuda":
+    if on_gpu:  # a GPU runs asynchronously: a call is done when the device is
+        fwd, fwdbwd = _synced(fwd), _synced(fwdbwd)
         result["fwdbwd_peak_mib"] = _cuda_call_peak_mib(fwdbwd)
     else:
         result["fwdbwd_peak_mib"] = _call_peak_mib(fwdbwd) if scale == 1 else None

@@ -900,19 +900,20 @@ def benchmark_figures(*paths: str | Path) -> dict:
                             f"install of cs_utils")
 
 
-def _bench_bars(ax, figures: Mapping, op: str, cases: Sequence[str], dtype: str, value: Callable[[str, dict], float | None]):
-    """Grouped bars: one group per case, one bar per backend that has a figure there."""
+def _bench_bars(ax, figures: Mapping, op: str, cases: Sequence[str], dtype: str,
+                value: Callable[[str, dict], float], exclude: Sequence[str] = ()):
+    """Grouped bars: one group per case, one bar per backend (but ``exclude``) that has a figure there."""
     results = figures["results"]
-    backends = [b for b in _BENCH_BACKENDS if any(f"{op}/{c}/{b}/{dtype}" in results for c in cases)]
+    backends = [b for b in _BENCH_BACKENDS
+                if b not in exclude and any(f"{op}/{c}/{b}/{dtype}" in results for c in cases)]
     width = 0.8 / max(1, len(backends))
     drawn = []
     for k, backend in enumerate(backends):
         for i, case in enumerate(cases):
             r = results.get(f"{op}/{case}/{backend}/{dtype}")
-            v = None if r is None or "error" in r else value(case, r)
-            if v is None:
+            if r is None or "error" in r:
                 continue
-            ax.bar(i + (k - (len(backends) - 1) / 2) * width, v, width, color=_BENCH_COLORS[backend],
+            ax.bar(i + (k - (len(backends) - 1) / 2) * width, value(case, r), width, color=_BENCH_COLORS[backend],
                    hatch="//" if r.get("estimated") else None, edgecolor="white",
                    label=backend if backend not in drawn else None)
             drawn.append(backend)
@@ -952,20 +953,20 @@ def plot_benchmark(figures: Mapping, dtype: str = "float32"):
     fig, (ax_conv, ax_peak, ax_pool) = _plt().subplots(1, 3, figsize=(13, 4.6),
                                                       gridspec_kw={"width_ratios": [3, 3, 2]})
 
-    def flops(case):
+    from cs_utils.shapes import conv_output_shape
+
+    def flops(case):  # of one forward pass: 2 per multiply-add
         c = cases[case]
-        n, ch, h, w = c["x"]
-        f, _, hh, ww = c["w"]
-        ho, wo = (h + 2 * c["pad"] - hh) // c["stride"] + 1, (w + 2 * c["pad"] - ww) // c["stride"] + 1
+        n, f, ho, wo = conv_output_shape(c["x"], c["w"], c["stride"], c["pad"])
+        _, ch, hh, ww = c["w"]
         return 2.0 * n * f * ho * wo * ch * hh * ww
 
     _bench_bars(ax_conv, figures, "conv", conv_cases, dtype, lambda case, r: r["fwdbwd_ms"])
     ax_conv.set_yscale("log")
     ax_conv.set_ylabel("ms per call (log)")
     ax_conv.set_title("conv forward+backward")
-    _bench_bars(ax_peak, figures, "conv", conv_cases, dtype,
-                lambda case, r: None if r is figures["results"].get(f"conv/{case}/cuda/{dtype}")
-                else 100 * flops(case) / (r["fwd_ms"] * 1e-3) / 1e9 / peak)
+    _bench_bars(ax_peak, figures, "conv", conv_cases, dtype,  # the CPU's peak says nothing about a GPU
+                lambda case, r: 100 * flops(case) / (r["fwd_ms"] * 1e-3) / 1e9 / peak, exclude=("cuda",))
     ax_peak.axhline(100, color="0.3", linestyle="--", linewidth=1.5)
     ax_peak.text(-0.45, 102, f"NumPy matrix product: {peak:.0f} GFLOP/s", fontsize=11, va="bottom")
     ax_peak.set_ylim(0, 118)

@@ -10,6 +10,7 @@ import torch
 
 from cs_utils.im2col import HAVE_CYTHON
 
+
 # Every backend that must give the same answer. The Cython one is skipped (with the
 # reason) only where the extension could not be built; `make test` builds it.
 BACKENDS = [
@@ -41,6 +42,41 @@ def torch_grads(fn, inputs, dout):
     out = fn(*tensors)
     out.backward(torch.tensor(np.asarray(dout, dtype=np.float64)))
     return out.detach().numpy(), [t.grad.numpy() for t in tensors]
+
+
+def check_conv_against_torch(x_shape, w_spec, stride, pad, backend, rng):
+    """Random x (x_shape), w (F, C, HH, WW) from w_spec = (F, HH, WW) and b through
+    cs_utils' conv_forward/backward on ``backend``, checked against torch autograd in
+    float64. Returns (out, dx, dw, db)."""
+    from cs_utils import functional as F
+    import torch.nn.functional as TF
+
+    f, hh, ww = w_spec
+    x = rng.standard_normal(x_shape)
+    w = rng.standard_normal((f, x_shape[1], hh, ww))
+    b = rng.standard_normal(f)
+    out, cache = F.conv_forward(x, w, b, stride, pad, backend=backend)
+    dout = rng.standard_normal(out.shape)
+    ref_out, (ref_dx, ref_dw, ref_db) = torch_grads(
+        lambda x, w, b: TF.conv2d(x, w, b, stride=stride, padding=pad), (x, w, b), dout
+    )
+    np.testing.assert_allclose(out, ref_out, rtol=1e-10, atol=1e-10)
+    dx, dw, db = F.conv_backward(dout, cache)
+    np.testing.assert_allclose(dx, ref_dx, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(dw, ref_dw, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(db, ref_db, rtol=1e-10, atol=1e-10)
+    return out, dx, dw, db
+
+
+def load_bench_conv():
+    """bench/conv.py as a module (its case table and FLOP count are oracles for the plots)."""
+    import importlib.util
+
+    path = COURSE_ROOT / "bench" / "conv.py"  # COURSE_ROOT: defined with the pipeline fixtures below
+    spec = importlib.util.spec_from_file_location("bench_conv", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 # ----------------------------------------------------------------------------

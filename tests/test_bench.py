@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from conftest import load_bench_conv
+
 ROOT = Path(__file__).resolve().parents[1]
 HAS_CUDA = torch.cuda.is_available()
-sys.path.insert(0, str(ROOT / "bench"))
-import conv as bench  # noqa: E402
+bench = load_bench_conv()
 
 
 def test_bench_quick_run(tmp_path):

@@ -23,7 +23,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from cs_utils import _fast, functional as F
 from cs_utils.im2col import HAVE_CYTHON
-from conftest import torch_grads
+from conftest import check_conv_against_torch, torch_grads
 
 pytestmark = pytest.mark.skipif(not HAVE_CYTHON, reason="Cython extension not built")
 
@@ -77,21 +77,9 @@ CONV_CASES = [
 
 @pytest.mark.parametrize("x_shape, w_spec, stride, pad", CONV_CASES)
 def test_chunked_threaded_conv_matches_torch(x_shape, w_spec, stride, pad, threads_used, rng):
-    f, hh, ww = w_spec
-    x = rng.standard_normal(x_shape)
-    w = rng.standard_normal((f, x_shape[1], hh, ww))
-    b = rng.standard_normal(f)
-    out, cache = F.conv_forward(x, w, b, stride, pad, backend="cython")
-    dout = rng.standard_normal(out.shape)
-    dx, dw, db = F.conv_backward(dout, cache)
-    ref_out, (ref_dx, ref_dw, ref_db) = torch_grads(
-        lambda x, w, b: TF.conv2d(x, w, b, stride=stride, padding=pad), (x, w, b), dout
-    )
-    np.testing.assert_allclose(out, ref_out, rtol=1e-10, atol=1e-10)
-    np.testing.assert_allclose(dx, ref_dx, rtol=1e-10, atol=1e-10)
-    np.testing.assert_allclose(dw, ref_dw, rtol=1e-10, atol=1e-10)
-    np.testing.assert_allclose(db, ref_db, rtol=1e-10, atol=1e-10)
+    out, dx, dw, _ = check_conv_against_torch(x_shape, w_spec, stride, pad, "cython", rng)
     assert out.flags.c_contiguous and dx.flags.c_contiguous and dw.flags.c_contiguous
+    f, hh, ww = w_spec
     n, _, h, w_ = x_shape
     ho, wo = (h + 2 * pad - hh) // stride + 1, (w_ + 2 * pad - ww) // stride + 1
     blocks, _ = _fast._plan(n, ho, wo, x_shape[1] * hh * ww, 8)

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as TF
 
 from cs_utils import functional as F
-from conftest import BACKENDS, DEVICES, torch_grads
+from conftest import BACKENDS, DEVICES, check_conv_against_torch, torch_grads
 
 # (N, C, H, W), (F, HH, WW), stride, pad: non-square images and kernels, 1x1 kernels,
 # N=1, C=1, odd channel counts, strides 1-3, pads 0-2.
@@ -27,20 +27,7 @@ CONV_CASES = [
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("x_shape, w_spec, stride, pad", CONV_CASES)
 def test_conv_forward_backward(backend, x_shape, w_spec, stride, pad, rng):
-    f, hh, ww = w_spec
-    x = rng.standard_normal(x_shape)
-    w = rng.standard_normal((f, x_shape[1], hh, ww))
-    b = rng.standard_normal(f)
-    out, cache = F.conv_forward(x, w, b, stride, pad, backend=backend)
-    dout = rng.standard_normal(out.shape)
-    ref_out, (ref_dx, ref_dw, ref_db) = torch_grads(
-        lambda x, w, b: TF.conv2d(x, w, b, stride=stride, padding=pad), (x, w, b), dout
-    )
-    np.testing.assert_allclose(out, ref_out, rtol=1e-10, atol=1e-10)
-    dx, dw, db = F.conv_backward(dout, cache)
-    np.testing.assert_allclose(dx, ref_dx, rtol=1e-10, atol=1e-10)
-    np.testing.assert_allclose(dw, ref_dw, rtol=1e-10, atol=1e-10)
-    np.testing.assert_allclose(db, ref_db, rtol=1e-10, atol=1e-10)
+    check_conv_against_torch(x_shape, w_spec, stride, pad, backend, rng)
 
 
 # (N, C, H, W), size, stride: tiling, overlapping (stride < size), non-square, gaps (stride > size)

@@ -13,6 +13,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from cs_utils import viz  # noqa: E402
+from conftest import load_bench_conv  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -225,17 +226,6 @@ def test_widget_plain_text_fallback_explains_itself():
 # ----------------------------------------------------------------------------- benchmark figures
 
 
-def _bench_module():
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "bench" / "conv.py"
-    spec = importlib.util.spec_from_file_location("bench_conv", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def _bar_heights(ax):
     return sorted(round(p.get_height(), 6) for p in ax.patches)
 
@@ -243,7 +233,7 @@ def _bar_heights(ax):
 def test_plot_benchmark_draws_the_recorded_figures():
     figures = viz.benchmark_figures()  # the reference shipped with cs_utils
     assert figures["source"].endswith("benchmark_reference.json")
-    bench = _bench_module()  # the benchmark's own FLOP count is the oracle for the share of peak
+    bench = load_bench_conv()  # the benchmark's own FLOP count is the oracle for the share of peak
     results, peak = figures["results"], figures["gemm_gflops"]["float32"]
     fig = viz.plot_benchmark(figures)
     ax_conv, ax_peak, ax_pool = fig.axes[:3]
